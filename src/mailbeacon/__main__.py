@@ -1,0 +1,3 @@
+from mailbeacon.cli.main import main
+
+raise SystemExit(main())
