@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -109,7 +108,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _mac(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret, _DOMAIN + payload, hashlib.sha256).digest()[:MAC_SIZE]
+    return hmac.digest(secret, _DOMAIN + payload, "sha256")[:MAC_SIZE]
 
 
 def seal(claims: Claims, keyring: Keyring) -> bytes:

@@ -1,0 +1,67 @@
+"""``mailbeacon events``: the event stream, as a table or JSON lines; ``--follow`` tails it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from mailbeacon.cli.common import store_for
+from mailbeacon.cli.table import render
+from mailbeacon.clock import iso
+from mailbeacon.config import Config
+from mailbeacon.errors import MailbeaconError
+from mailbeacon.store import queries
+from mailbeacon.store.queries import EventView
+
+
+def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("events", parents=[parent], help="list or follow events",
+                       description="List events (sent, bounced, deferred, open, click, "
+                       "download, ...), newest last. --json prints one JSON object per line "
+                       "(keys documented in docs/events.md).")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    p.add_argument("--campaign", metavar="NAME")
+    p.add_argument("--limit", type=int, default=50, help="how many recent events (default 50)")
+    p.add_argument("--interval", type=float, default=1.0, help="--follow poll seconds")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    if args.limit <= 0:
+        raise MailbeaconError("--limit must be above 0")
+    store = store_for(config)
+    try:
+        cid = queries.campaign_id(store, args.campaign) if args.campaign else None
+    except queries.UnknownCampaign:
+        raise MailbeaconError(f"no campaign named {args.campaign!r}") from None
+    views = queries.list_events(store, limit=args.limit, campaign=cid, newest=True)
+    show(views, args.json, header=True)
+    last = views[-1].id if views else 0
+    while args.follow:
+        time.sleep(args.interval)
+        views = queries.list_events(store, after=last, limit=1000, campaign=cid)
+        if views:
+            show(views, args.json, header=False)
+            last = views[-1].id
+    return 0
+
+
+def show(views: list[EventView], as_json: bool, header: bool) -> None:
+    if as_json:
+        for v in views:
+            print(json.dumps(v.as_json()), flush=True)
+        return
+    rows = [(iso(v.at), v.kind, v.recipient or "(anonymous)", v.campaign, _what(v))
+            for v in views]
+    text = render(["at", "kind", "recipient", "campaign", "detail"], rows)
+    print(text if header else "\n".join(text.splitlines()[2:]), flush=True)
+
+
+def _what(v: EventView) -> str:
+    if v.kind in ("open", "click", "download", "honeypot"):
+        parts = [v.url, v.method if v.method != "GET" else "", v.ip, v.user_agent]
+        return " ".join(p for p in parts if p)
+    return str(v.detail.get("message", "")) or json.dumps(v.detail) if v.detail else ""

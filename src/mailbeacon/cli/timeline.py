@@ -1,0 +1,31 @@
+"""``mailbeacon timeline ADDRESS``: one recipient's story, oldest first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from mailbeacon.cli.common import store_for
+from mailbeacon.cli.events import show
+from mailbeacon.config import Config
+from mailbeacon.store import queries
+
+
+def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("timeline", parents=[parent], help="one recipient's story",
+                       description="Every event of every message sent to ADDRESS, in order.")
+    p.add_argument("address")
+    p.add_argument("--json", action="store_true", help="a JSON list")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    views = queries.timeline(store_for(config), args.address)
+    if args.json:
+        print(json.dumps([v.as_json() for v in views], indent=2))
+    elif not views:
+        print(f"nothing sent to {args.address} yet")
+    else:
+        show(views, False, header=True)
+    return 0

@@ -1,0 +1,203 @@
+"""One table of settings, read the same way by every command.
+
+Precedence, lowest first: the defaults below < ``mailbeacon.toml`` in the data
+directory < environment (``--foo-bar`` is ``MAILBEACON_FOO_BAR``) < flags.
+Values are validated once at start; a bad one stops the command with a message
+that names the setting, where it came from and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mailbeacon.errors import ConfigError
+
+CONFIG_FILE = "mailbeacon.toml"
+ENV_PREFIX = "MAILBEACON_"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL such as https://t.example.com")
+    return value.rstrip("/")
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("expected HOST:PORT such as 127.0.0.1:8025")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _networks(value: str) -> tuple[Network, ...]:
+    items = [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
+    try:
+        return tuple(ipaddress.ip_network(v, strict=False) for v in items)
+    except ValueError as exc:
+        raise ValueError(f"expected comma-separated networks such as 10.0.0.0/8 ({exc})") from exc
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("expected a whole number above 0")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("expected a number of seconds, 0 or more")
+    return number
+
+
+def _domain(value: str) -> str:
+    value = value.strip().lower()
+    if value and ("@" in value or "." not in value or " " in value):
+        raise ValueError("expected a domain name such as bounces.example.com")
+    return value
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("not a valid bool (use true or false)")
+
+
+def _level(value: str) -> str:
+    if value not in ("identified", "anonymous", "off"):
+        raise ValueError("expected identified, anonymous or off")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # as a flag, without the dashes: "data-dir"
+    default: str
+    help: str
+    parse: Callable[[str], Any] = _text
+    metavar: str = "VALUE"
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper().replace("-", "_")
+
+    @property
+    def attr(self) -> str:
+        return self.name.replace("-", "_")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data-dir", "./mailbeacon-data",
+            "Directory for the SQLite store, keys and config file.", _text, "DIR"),
+    Setting("db", "", "Store URL (SQLAlchemy form): sqlite:///PATH or "
+            "postgresql://user@host/db. Default: SQLite in the data dir.", _text, "URL"),
+    Setting("public-url", "http://127.0.0.1:8080", "Base URL of the tracking server, written "
+            "into tracked mail.", _url, "URL"),
+    Setting("http", "127.0.0.1:8080", "Address the tracking server listens on.", _host_port,
+            "HOST:PORT"),
+    Setting("smtp", "smtp://127.0.0.1:25", "Relay for outgoing mail: smtp://host:port, "
+            "smtp+starttls://user:pass@host:587 or smtps://user:pass@host:465.", _text, "URL"),
+    Setting("bounce-domain", "", "Domain for VERP return paths (bounces+TOKEN@DOMAIN). Empty: "
+            "the From address is the return path.", _domain, "DOMAIN"),
+    Setting("trusted-proxies", "", "Networks whose X-Forwarded-For is believed, comma-separated "
+            "(e.g. 127.0.0.1/32,10.0.0.0/8). Empty: the peer address is the client.", _networks,
+            "CIDRS"),
+    Setting("track", "identified", "Default tracking level: identified, anonymous or off.",
+            _level, "LEVEL"),
+    Setting("send-attempts", "3", "Attempts for a recipient the relay answers 4xx before it is "
+            "recorded as deferred.", _positive_int, "N"),
+    Setting("send-backoff", "2", "Seconds before the first retry of a 4xx; doubles each time.",
+            _non_negative_float, "SECONDS"),
+    Setting("commit-batch", "512", "Most hits written in one transaction by the group commit.",
+            _positive_int, "N"),
+    Setting("log-access", "false", "Log every HTTP request of the tracking server.", _bool,
+            "BOOL"),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings, plus where each value came from."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, attr: str) -> Any:
+        name = attr.replace("_", "-")
+        if name in self.values:
+            return self.values[name]
+        raise AttributeError(attr)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.values["data-dir"])
+
+    @property
+    def db_url(self) -> str:
+        url: str = self.values["db"]
+        return url or f"sqlite:///{(self.data_path / 'mailbeacon.db').resolve()}"
+
+
+def _from_file(data_dir: Path) -> dict[str, str]:
+    path = data_dir / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(table) - set(BY_NAME))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(BY_NAME)}")
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in table.items()}
+
+
+def load(flags: Mapping[str, str | None] | None = None,
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Resolve every setting. ``flags`` maps setting names to values given on the command line."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+    raw: dict[str, str] = {s.name: s.default for s in SETTINGS}
+    sources = {s.name: "default" for s in SETTINGS}
+    data_dir = flags.get("data-dir") or environ.get(BY_NAME["data-dir"].env) or raw["data-dir"]
+    layers: list[tuple[str, Mapping[str, str]]] = [
+        (f"{Path(data_dir) / CONFIG_FILE}", _from_file(Path(data_dir))),
+        ("environment", {s.name: environ[s.env] for s in SETTINGS if s.env in environ}),
+        ("command line", flags),
+    ]
+    for origin, layer in layers:
+        for name, value in layer.items():
+            raw[name], sources[name] = value, origin
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        try:
+            values[setting.name] = setting.parse(raw[setting.name])
+        except ValueError as exc:
+            where = sources[setting.name]
+            if where == "environment":
+                where = f"environment ({setting.env})"
+            raise ConfigError(
+                f"Setting '--{setting.name}' has value {raw[setting.name]!r} (from {where}): {exc}"
+            ) from exc
+    return Config(values, sources)

@@ -1,0 +1,77 @@
+"""The event kinds and the record every event is stored as.
+
+Tracking hits (open, click, download, honeypot) and what happens at sending
+(sent, bounced, deferred) share one record and one ordered stream, so a
+timeline or ``events --follow`` reads a single sequence. Names follow the
+words users know from SendGrid/Postmark/SES where one exists.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class EventKind(enum.StrEnum):
+    SENT = "sent"  # the relay accepted the copy
+    BOUNCED = "bounced"  # refused (5xx at send time, or a bounce report later)
+    DEFERRED = "deferred"  # 4xx until the attempts ran out
+    OPEN = "open"  # the pixel was fetched
+    CLICK = "click"  # a tracked link was followed
+    DOWNLOAD = "download"  # a tracked attachment was fetched
+    HONEYPOT = "honeypot"  # the invisible link was followed: not a person
+
+    @property
+    def is_hit(self) -> bool:
+        return self in HIT_KINDS
+
+
+HIT_KINDS = frozenset({EventKind.OPEN, EventKind.CLICK, EventKind.DOWNLOAD, EventKind.HONEYPOT})
+
+
+@dataclass(slots=True)
+class Event:
+    kind: EventKind
+    at: float
+    campaign: int
+    message: int  # the recipient copy; 0 when not tied to one (anonymous tracking)
+    link: int = 0
+    url: str = ""
+    method: str = ""
+    ip: str = ""
+    user_agent: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def values(self) -> tuple[Any, ...]:
+        """The columns in ``COLUMNS`` order, as the store writes them."""
+        return (
+            str(self.kind),
+            self.at,
+            self.campaign,
+            self.message,
+            self.link,
+            self.url,
+            self.method,
+            self.ip,
+            self.user_agent,
+            json.dumps(self.detail, sort_keys=True) if self.detail else "",
+        )
+
+    def row(self) -> dict[str, Any]:
+        return dict(zip(COLUMNS, self.values(), strict=True))
+
+
+COLUMNS = (
+    "kind",
+    "at",
+    "campaign",
+    "message",
+    "link",
+    "url",
+    "method",
+    "ip",
+    "user_agent",
+    "detail",
+)

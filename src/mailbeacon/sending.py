@@ -1,0 +1,158 @@
+"""Sending tracked mail: store the copies, instrument them, hand them to the relay.
+
+The order keeps nothing unaccounted for: every recipient copy gets a row
+(status ``queued``) before it is instrumented, so its tokens can name it; the
+relay's answer for each copy is written with its event as soon as it comes.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mailbeacon.clock import Clock
+from mailbeacon.config import Config
+from mailbeacon.core import instrument as inst
+from mailbeacon.core.events import Event, EventKind
+from mailbeacon.core.tokens import Keyring, TrackLevel
+from mailbeacon.errors import MimeError
+from mailbeacon.smtp.dsn import ENVID_MAX_CHARS, xtext_encode
+from mailbeacon.smtp.relay import DsnRequest, Relay, SendResult, parse_relay_url
+from mailbeacon.store.sql import NewMessage, SqlStore
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What the user asked to send."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    source: bytes  # the message as composed or read from --eml
+    subject: str = ""
+    campaign: str = "default"
+    level: TrackLevel = TrackLevel.IDENTIFIED
+    receipt: bool = False
+    legacy_receipt: bool = False
+    dsn: DsnRequest = field(default_factory=DsnRequest)
+    track_attachments: bool = False
+    composed: bool = True  # True: To: is set per recipient
+
+
+@dataclass(frozen=True)
+class Sent:
+    recipient: str
+    message_id: str
+    status: str  # sent | bounced | deferred
+    code: int | None
+    detail: str
+    dsn: bool
+    attempts: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"recipient": self.recipient, "message_id": self.message_id,
+                "status": self.status, "code": self.code, "detail": self.detail,
+                "dsn_requested": self.dsn, "attempts": self.attempts}
+
+
+def compose(*, sender: str, to: Sequence[str], subject: str, html: str | None,
+            text: str | None, attach: Sequence[Path], clock: Clock, domain: str) -> bytes:
+    files = []
+    for path in attach:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise MimeError(f"cannot read attachment {path}: {exc.strerror}") from exc
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        files.append((path.name, ctype, data))
+    return inst.compose(sender=sender, to=to, subject=subject, html=html, text=text,
+                        attachments=files, clock=clock, message_id_domain=domain)
+
+
+def message_id_domain(config: Config, sender: str) -> str:
+    if config.bounce_domain:
+        return str(config.bounce_domain)
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    return domain or urlsplit(config.public_url).hostname or "mailbeacon.invalid"
+
+
+def send(out: Outgoing, *, config: Config, store: SqlStore, keyring: Keyring,
+         clock: Clock, relay: Relay | None = None) -> list[Sent]:
+    """Send one copy per recipient; returns the relay's answer for each."""
+    if not out.recipients:
+        raise MimeError("no recipients: give at least one --to")
+    now = clock.now()
+    campaign = store.campaign(out.campaign, now)
+    source, downloads = out.source, ()
+    if out.track_attachments and out.level is not TrackLevel.OFF:
+        source, downloads = _store_attachments(source, store, now)
+    envelope_sender = parseaddr(out.sender)[1] or out.sender
+    ids = store.add_messages([NewMessage(campaign, envelope_sender, r, out.subject,
+                                         out.level.value) for r in out.recipients], now)
+    options = inst.Options(
+        campaign=campaign, public_url=config.public_url, level=out.level,
+        bounce_domain=config.bounce_domain or None,
+        message_id_domain=message_id_domain(config, out.sender),
+        receipt_to=envelope_sender if out.receipt else None,
+        legacy_receipt_headers=out.legacy_receipt, set_to_header=out.composed,
+        downloads=downloads,
+    )
+    recipients = [inst.Recipient(r, i if out.level is TrackLevel.IDENTIFIED else 0)
+                  for r, i in zip(out.recipients, ids, strict=True)]
+    copies = inst.instrument(source, recipients, options, keyring, clock)
+    for copy, message in zip(copies, ids, strict=True):
+        store.set_prepared(message, copy.message_id, copy.links)
+    own = relay is None
+    relay = relay or Relay(parse_relay_url(config.smtp), attempts=config.send_attempts,
+                           backoff=config.send_backoff)
+    results = []
+    try:
+        if own:
+            relay.__enter__()
+        for copy, message in zip(copies, ids, strict=True):
+            answer = relay.send(copy.envelope_from or envelope_sender, copy.recipient, copy.data,
+                                envid=envelope_id(copy.message_id), dsn=out.dsn)
+            results.append(_record(store, clock, campaign, message, copy, answer))
+    finally:
+        if own:
+            relay.__exit__(None, None, None)
+    return results
+
+
+def envelope_id(message_id: str) -> str:
+    """The ENVID for a copy: its Message-ID without brackets, or only the (unique) local
+    part when the whole would exceed RFC 3461's 100 characters as xtext."""
+    bare = "".join(ch for ch in message_id.strip().strip("<>") if 33 <= ord(ch) <= 126)
+    if len(xtext_encode(bare)) <= ENVID_MAX_CHARS:
+        return bare
+    local = bare.partition("@")[0]
+    while len(xtext_encode(local)) > ENVID_MAX_CHARS:
+        local = local[:-1]
+    return local
+
+
+_KIND = {"sent": EventKind.SENT, "bounced": EventKind.BOUNCED, "deferred": EventKind.DEFERRED}
+
+
+def _record(store: SqlStore, clock: Clock, campaign: int, message: int,
+            copy: inst.TrackedCopy, answer: SendResult) -> Sent:
+    detail = {"code": answer.code, "message": answer.message, "dsn_requested": answer.dsn,
+              "attempts": answer.attempts, "message_id": copy.message_id}
+    event = Event(_KIND[answer.status], clock.now(), campaign, message, detail=detail)
+    store.record_send(message, event, code=answer.code, detail=answer.message, dsn=answer.dsn)
+    return Sent(copy.recipient, copy.message_id, answer.status, answer.code, answer.message,
+                answer.dsn, answer.attempts)
+
+
+def _store_attachments(source: bytes, store: SqlStore,
+                       now: float) -> tuple[bytes, tuple[inst.Download, ...]]:
+    stripped, found = inst.extract_attachments(source)
+    downloads = []
+    for attachment in found:
+        aid = store.put_attachment(attachment.filename, attachment.content_type,
+                                   attachment.data, now)
+        downloads.append(inst.Download(aid, attachment.filename, len(attachment.data)))
+    return stripped, tuple(downloads)

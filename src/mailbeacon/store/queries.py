@@ -1,0 +1,130 @@
+"""Read-side queries: report counts, the event stream and a recipient's timeline."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from mailbeacon.clock import iso
+from mailbeacon.core.metrics import Counts, LinkStats
+from mailbeacon.store.schema import campaigns, events, messages
+from mailbeacon.store.sql import SqlStore
+
+
+class UnknownCampaign(LookupError):
+    pass
+
+
+def campaign_id(store: SqlStore, name: str) -> int:
+    with store.connect() as conn:
+        found = conn.scalar(sa.select(campaigns.c.id).where(campaigns.c.name == name))
+    if found is None:
+        raise UnknownCampaign(name)
+    return int(found)
+
+
+def counts(store: SqlStore, campaign: int | None = None) -> Counts:
+    def scoped_messages(q: Any) -> Any:
+        return q if campaign is None else q.where(messages.c.campaign == campaign)
+
+    def scoped_events(q: Any) -> Any:
+        return q if campaign is None else q.where(events.c.campaign == campaign)
+
+    with store.connect() as conn:
+        by_status = dict(conn.execute(scoped_messages(
+            sa.select(messages.c.status, sa.func.count()).group_by(messages.c.status))).all())
+        hits = sa.select(events.c.kind, (events.c.message == 0).label("anon"), sa.func.count())
+        hit_counts = {(k, bool(a)): n for k, a, n in conn.execute(scoped_events(
+            hits.where(events.c.kind.in_(("open", "click", "download"))))
+            .group_by(events.c.kind, sa.text("2"))).all()}
+
+        def unique(kinds: tuple[str, ...]) -> int:
+            q = sa.select(sa.func.count(sa.distinct(events.c.message))).where(
+                events.c.kind.in_(kinds), events.c.message != 0)
+            return int(conn.scalar(scoped_events(q)) or 0)
+
+        link_rows = conn.execute(scoped_events(
+            sa.select(events.c.url, sa.func.count(),
+                      sa.func.count(sa.distinct(sa.case((events.c.message != 0,
+                                                         events.c.message)))))
+            .where(events.c.kind == "click").group_by(events.c.url)
+            .order_by(sa.func.count().desc(), events.c.url))).all()
+        unique_opens, unique_clicks = unique(("open", "click")), unique(("click",))
+    return Counts(
+        recipients=sum(by_status.values()), sent=by_status.get("sent", 0),
+        bounced=by_status.get("bounced", 0), deferred=by_status.get("deferred", 0),
+        queued=by_status.get("queued", 0),
+        opens=hit_counts.get(("open", False), 0) + hit_counts.get(("open", True), 0),
+        unique_opens=unique_opens,
+        clicks=hit_counts.get(("click", False), 0) + hit_counts.get(("click", True), 0),
+        unique_clicks=unique_clicks,
+        downloads=hit_counts.get(("download", False), 0) + hit_counts.get(("download", True), 0),
+        anonymous_opens=hit_counts.get(("open", True), 0),
+        anonymous_clicks=hit_counts.get(("click", True), 0),
+        links=tuple(LinkStats(url, int(n), int(u)) for url, n, u in link_rows),
+    )
+
+
+@dataclass(frozen=True)
+class EventView:
+    """An event as users read it: stable keys for ``events --json``."""
+
+    id: int
+    at: float
+    kind: str
+    campaign: str
+    recipient: str | None
+    message_id: str | None
+    link: int
+    url: str
+    method: str
+    ip: str
+    user_agent: str
+    detail: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "at": iso(self.at), "kind": self.kind, "campaign": self.campaign,
+            "recipient": self.recipient, "message_id": self.message_id, "link": self.link,
+            "url": self.url, "method": self.method, "ip": self.ip,
+            "user_agent": self.user_agent, "detail": self.detail,
+        }
+
+
+def _event_query() -> Any:
+    return (sa.select(events, campaigns.c.name.label("campaign_name"),
+                      messages.c.recipient, messages.c.message_id)
+            .select_from(events.outerjoin(campaigns, campaigns.c.id == events.c.campaign)
+                         .outerjoin(messages, messages.c.id == events.c.message)))
+
+
+def _view(row: Any) -> EventView:
+    return EventView(
+        id=row.id, at=row.at, kind=row.kind, campaign=row.campaign_name or "",
+        recipient=row.recipient, message_id=row.message_id, link=row.link, url=row.url,
+        method=row.method, ip=row.ip, user_agent=row.user_agent,
+        detail=json.loads(row.detail) if row.detail else {},
+    )
+
+
+def list_events(store: SqlStore, *, after: int = 0, limit: int = 100,
+                campaign: int | None = None, newest: bool = False) -> list[EventView]:
+    """Events with id > ``after`` in id order; ``newest`` takes the last ``limit`` instead."""
+    q = _event_query().where(events.c.id > after)
+    if campaign is not None:
+        q = q.where(events.c.campaign == campaign)
+    q = q.order_by(events.c.id.desc() if newest else events.c.id).limit(limit)
+    with store.connect() as conn:
+        views = [_view(r) for r in conn.execute(q)]
+    return sorted(views, key=lambda v: v.id)
+
+
+def timeline(store: SqlStore, address: str) -> list[EventView]:
+    """Every event of every copy sent to ``address``, oldest first."""
+    q = (_event_query().where(messages.c.recipient == address.strip().lower())
+         .order_by(events.c.at, events.c.id))
+    with store.connect() as conn:
+        return [_view(r) for r in conn.execute(q)]

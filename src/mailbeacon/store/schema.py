@@ -1,0 +1,138 @@
+"""The schema as a list of named migrations.
+
+Each migration is a list of steps (create a table, add an index, add a column).
+Replaying every step on an empty ``MetaData`` gives the schema as it is now,
+which the queries use; running the steps a database has not seen yet brings an
+old database forward. So a new database and an upgraded one are built by the
+same steps, and no table is described twice. Applied migrations are recorded
+by name in ``migrations``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite rowid alias needs INTEGER
+
+
+@dataclass(frozen=True)
+class CreateTable:
+    name: str
+    columns: tuple[sa.Column, ...]
+
+    def declare(self, md: sa.MetaData) -> None:
+        sa.Table(self.name, md, *[c._copy() for c in self.columns])
+
+    def run(self, conn: Connection, md: sa.MetaData) -> None:
+        md.tables[self.name].create(conn)
+
+
+@dataclass(frozen=True)
+class AddIndex:
+    table: str
+    name: str
+    columns: tuple[str, ...]
+
+    def declare(self, md: sa.MetaData) -> None:
+        table = md.tables[self.table]
+        sa.Index(self.name, *[table.c[c] for c in self.columns])
+
+    def run(self, conn: Connection, md: sa.MetaData) -> None:
+        index = next(i for i in md.tables[self.table].indexes if i.name == self.name)
+        index.create(conn, checkfirst=True)
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    table: str
+    column: sa.Column
+
+    def declare(self, md: sa.MetaData) -> None:
+        md.tables[self.table].append_column(self.column._copy())
+
+    def run(self, conn: Connection, md: sa.MetaData) -> None:
+        column = md.tables[self.table].c[self.column.name]
+        ddl = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f'ALTER TABLE {self.table} ADD COLUMN "{column.name}" {ddl}'))
+
+
+Step = CreateTable | AddIndex | AddColumn
+
+MIGRATIONS: tuple[tuple[str, tuple[Step, ...]], ...] = (
+    ("0001_initial", (
+        CreateTable("campaigns", (
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("name", sa.String(200), nullable=False, unique=True),
+            sa.Column("created_at", sa.Float, nullable=False),
+        )),
+        # One row per recipient copy: what a token, a VERP address and a
+        # Message-ID point at.
+        CreateTable("messages", (
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("campaign", sa.Integer, nullable=False, index=True),
+            sa.Column("message_id", sa.String(250), nullable=True, unique=True),
+            sa.Column("sender", sa.String(320), nullable=False),
+            sa.Column("recipient", sa.String(320), nullable=False, index=True),
+            sa.Column("subject", sa.Text, nullable=False),
+            sa.Column("track_level", sa.String(20), nullable=False),
+            sa.Column("status", sa.String(20), nullable=False),  # queued|sent|bounced|deferred
+            sa.Column("status_code", sa.Integer, nullable=True),
+            sa.Column("status_detail", sa.Text, nullable=False),
+            sa.Column("dsn_requested", sa.Boolean, nullable=False),
+            sa.Column("links", sa.Text, nullable=False),  # JSON list; link index = position + 1
+            sa.Column("created_at", sa.Float, nullable=False),
+            sa.Column("sent_at", sa.Float, nullable=True),
+        )),
+        # Every hit and every other event in arrival order. Never updated.
+        CreateTable("events", (
+            sa.Column("id", ID, primary_key=True),
+            sa.Column("at", sa.Float, nullable=False),
+            sa.Column("kind", sa.String(20), nullable=False),
+            sa.Column("campaign", sa.Integer, nullable=False),
+            sa.Column("message", sa.Integer, nullable=False),  # 0: not tied to a recipient
+            sa.Column("link", sa.Integer, nullable=False),
+            sa.Column("url", sa.Text, nullable=False),
+            sa.Column("method", sa.String(10), nullable=False),
+            sa.Column("ip", sa.String(64), nullable=False),
+            sa.Column("user_agent", sa.Text, nullable=False),
+            sa.Column("detail", sa.Text, nullable=False),  # JSON object, or ""
+        )),
+    )),
+    ("0002_event_indexes", (
+        AddIndex("events", "ix_events_campaign_kind", ("campaign", "kind")),
+        AddIndex("events", "ix_events_message_kind", ("message", "kind")),
+    )),
+    ("0003_attachments", (
+        CreateTable("attachments", (
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("sha256", sa.String(64), nullable=False, index=True),
+            sa.Column("filename", sa.Text, nullable=False),
+            sa.Column("content_type", sa.String(200), nullable=False),
+            sa.Column("data", sa.LargeBinary, nullable=False),
+            sa.Column("created_at", sa.Float, nullable=False),
+        )),
+    )),
+)
+
+
+def build(upto: int | None = None) -> sa.MetaData:
+    """The schema after the first ``upto`` migrations (all by default)."""
+    md = sa.MetaData()
+    sa.Table("migrations", md,
+             sa.Column("name", sa.String(200), primary_key=True),
+             sa.Column("applied_at", sa.Float, nullable=False))
+    for _name, steps in MIGRATIONS[:upto]:
+        for step in steps:
+            step.declare(md)
+    return md
+
+
+metadata = build()
+migrations_table = metadata.tables["migrations"]
+campaigns = metadata.tables["campaigns"]
+messages = metadata.tables["messages"]
+events = metadata.tables["events"]
+attachments = metadata.tables["attachments"]

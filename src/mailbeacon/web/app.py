@@ -1,0 +1,71 @@
+"""The application factory: the tracking hot path in front, Starlette for the rest."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from mailbeacon import __version__
+from mailbeacon.clock import Clock
+from mailbeacon.config import Config
+from mailbeacon.core.metrics import report
+from mailbeacon.core.tokens import Keyring
+from mailbeacon.store import queries
+from mailbeacon.store.sql import SqlStore
+from mailbeacon.store.writer import GroupCommitter
+from mailbeacon.web.tracking import TrackingApp
+
+
+def api(store: SqlStore, committer: GroupCommitter | None = None) -> Starlette:
+    async def index(_: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"mailbeacon {__version__} tracking server\n")
+
+    async def health(_: Request) -> PlainTextResponse:
+        try:
+            await asyncio.to_thread(store.ping)
+        except Exception as exc:
+            return PlainTextResponse(f"store unavailable: {exc.__class__.__name__}\n", 503)
+        return PlainTextResponse("ok\n")
+
+    async def report_json(request: Request) -> JSONResponse:
+        name = request.query_params.get("campaign")
+        try:
+            cid = await asyncio.to_thread(queries.campaign_id, store, name) if name else None
+        except queries.UnknownCampaign:
+            return JSONResponse({"error": f"no campaign named {name!r}"}, 404)
+        counts = await asyncio.to_thread(queries.counts, store, cid)
+        return JSONResponse(report(counts, name))
+
+    async def events_json(request: Request) -> JSONResponse:
+        try:
+            after = int(request.query_params.get("after", "0"))
+            limit = min(int(request.query_params.get("limit", "100")), 1000)
+        except ValueError:
+            return JSONResponse({"error": "after and limit must be whole numbers"}, 400)
+        views = await asyncio.to_thread(queries.list_events, store, after=after, limit=limit)
+        return JSONResponse([v.as_json() for v in views])
+
+    async def stats(_: Request) -> JSONResponse:
+        if committer is None:
+            return JSONResponse({})
+        return JSONResponse({"hits_written": committer.written, "batches": committer.batches,
+                             "spooling": committer.spooling})
+
+    return Starlette(routes=[
+        Route("/api/stats", stats),
+        Route("/", index), Route("/healthz", health),
+        Route("/api/report", report_json), Route("/api/events", events_json),
+    ])
+
+
+def create_app(config: Config, store: SqlStore, keyring: Keyring, committer: GroupCommitter,
+               clock: Clock) -> Any:
+    return TrackingApp(
+        keyring=keyring, record=committer.record, clock=clock, fallback=api(store, committer),
+        load_attachment=store.get_attachment, trusted_proxies=config.trusted_proxies,
+    )

@@ -1,0 +1,50 @@
+"""Run the tracking server: open the store, start the group committer, serve HTTP.
+
+The HTTP server is granian, embedded in this process (one event loop, one
+writer thread), so a SIGKILL leaves no orphan worker holding the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from granian.constants import Interfaces
+from granian.server.embed import Server
+
+from mailbeacon import keys
+from mailbeacon.clock import Clock
+from mailbeacon.config import Config
+from mailbeacon.store.sql import open_store
+from mailbeacon.store.writer import GroupCommitter, Spool
+from mailbeacon.web.app import create_app
+
+log = logging.getLogger("mailbeacon.server")
+
+
+async def serve(config: Config, clock: Clock) -> None:
+    """Serve until SIGINT/SIGTERM. Raises StoreError before listening if the store is unusable."""
+    store = open_store(config.db_url, now=clock.now())
+    keyring = keys.load_or_create(config.data_path)
+    committer = GroupCommitter(store, Spool(config.data_path / "spool"),
+                               batch_max=config.commit_batch)
+    await committer.start()
+    host, port = config.http
+    server = Server(
+        create_app(config, store, keyring, committer, clock), address=host, port=port,
+        interface=Interfaces.ASGINL, backlog=2048, log_enabled=config.log_access,
+        log_access=config.log_access, websockets=False,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.signal_handler_interrupt)
+    print(f"mailbeacon: tracking at {config.public_url} (listening on http://{host}:{port}, "
+          f"store {store.dialect}, data in {config.data_path})", file=sys.stderr, flush=True)
+    try:
+        await server.serve()
+    finally:
+        await committer.stop()
+        store.close()
+        print("mailbeacon: stopped", file=sys.stderr, flush=True)

@@ -1,0 +1,189 @@
+"""The tracking hot path: a bare ASGI handler for pixels, clicks and downloads.
+
+It verifies the token (one HMAC, no database read), hands the hit to the group
+committer and answers once the hit is durable. No framework sits in front of
+it: every other path goes to the ``fallback`` app (Starlette).
+
+Protocol answers, whatever goes wrong:
+- pixel: always the 43-byte GIF with no-cache headers; a bad token is answered
+  but not recorded;
+- click: a redirect to the URL signed inside the token, never anywhere else; a
+  bad token gets 404 and a plain page;
+- download: the file, or 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from mailbeacon.clock import Clock
+from mailbeacon.config import Network
+from mailbeacon.core import tokens
+from mailbeacon.core.events import EventKind
+from mailbeacon.core.tokens import Claims, Keyring, TokenKind, TrackLevel
+from mailbeacon.core.urls import CLICK_PREFIX, DOWNLOAD_PREFIX, OPEN_PREFIX, PIXEL_SUFFIX
+from mailbeacon.errors import TokenError
+
+log = logging.getLogger("mailbeacon.tracking")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# A transparent 1x1 GIF89a: the smallest image every mail client renders.
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
+    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+_NO_CACHE = [
+    (b"cache-control", b"no-store, no-cache, must-revalidate, max-age=0"),
+    (b"pragma", b"no-cache"),
+    (b"expires", b"Thu, 01 Jan 1970 00:00:00 GMT"),
+]
+_PIXEL_HEADERS = [(b"content-type", b"image/gif"),
+                  (b"content-length", str(len(PIXEL)).encode()), *_NO_CACHE]
+_NOT_FOUND = b"This tracking link is not valid. Please check the address.\n"
+_NOT_FOUND_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"),
+                      (b"content-length", str(len(_NOT_FOUND)).encode()), *_NO_CACHE]
+MAX_USER_AGENT = 1024
+_HIT_KIND = {TokenKind.OPEN: str(EventKind.OPEN), TokenKind.CLICK: str(EventKind.CLICK),
+             TokenKind.DOWNLOAD: str(EventKind.DOWNLOAD),
+             TokenKind.HONEYPOT: str(EventKind.HONEYPOT)}
+
+Recorder = Callable[[tuple[Any, ...]], Awaitable[None]]
+AttachmentLoader = Callable[[int], Any]
+
+
+class TrackingApp:
+    def __init__(self, *, keyring: Keyring, record: Recorder, clock: Clock,
+                 fallback: ASGIApp, load_attachment: AttachmentLoader,
+                 trusted_proxies: Sequence[Network] = ()):
+        self.keyring = keyring
+        self.record = record
+        self.clock = clock
+        self.fallback = fallback
+        self.load_attachment = load_attachment
+        self.trusted_proxies = tuple(trusted_proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(OPEN_PREFIX):
+            await self.pixel(scope, send, path[len(OPEN_PREFIX):].removesuffix(PIXEL_SUFFIX))
+        elif path.startswith(CLICK_PREFIX):
+            await self.click(scope, send, path[len(CLICK_PREFIX):])
+        elif path.startswith(DOWNLOAD_PREFIX):
+            await self.download(scope, send, path[len(DOWNLOAD_PREFIX):])
+        else:
+            await self.fallback(scope, receive, send)
+
+    # -- the three hits ----------------------------------------------------------------
+
+    async def pixel(self, scope: Scope, send: Send, token: str) -> None:
+        claims = self._verify(token, (TokenKind.OPEN,))
+        if claims is not None:
+            await self._keep(scope, claims)
+        await _respond(send, scope, 200, _PIXEL_HEADERS, PIXEL)
+
+    async def click(self, scope: Scope, send: Send, token: str) -> None:
+        claims = self._verify(token, (TokenKind.CLICK, TokenKind.HONEYPOT))
+        if claims is None or not claims.url.startswith(("http://", "https://")):
+            await _respond(send, scope, 404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+            return
+        await self._keep(scope, claims)
+        location = quote(claims.url, safe=":/?#[]@!$&'()*+,;=%~-._")
+        await _respond(send, scope, 302, [(b"location", location.encode("ascii")),
+                                          (b"content-length", b"0"), *_NO_CACHE], b"")
+
+    async def download(self, scope: Scope, send: Send, token: str) -> None:
+        claims = self._verify(token, (TokenKind.DOWNLOAD,))
+        attachment = None
+        if claims is not None:
+            attachment = await asyncio.to_thread(self.load_attachment, claims.link)
+        if claims is None or attachment is None:
+            await _respond(send, scope, 404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+            return
+        await self._keep(scope, claims)
+        disposition = f"attachment; filename*=UTF-8''{quote(attachment.filename, safe='')}"
+        await _respond(send, scope, 200, [
+            (b"content-type", attachment.content_type.encode("latin-1", "replace")),
+            (b"content-length", str(len(attachment.data)).encode()),
+            (b"content-disposition", disposition.encode("ascii")),
+            (b"cache-control", b"private, no-store"),
+        ], attachment.data)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _verify(self, token: str, kinds: tuple[TokenKind, ...]) -> Claims | None:
+        try:
+            claims = tokens.decode(token, self.keyring)
+        except TokenError:
+            return None
+        if claims.kind not in kinds:
+            return None
+        if claims.level is TrackLevel.ANONYMOUS and claims.message:
+            return None
+        return claims
+
+    async def _keep(self, scope: Scope, claims: Claims) -> None:
+        user_agent, forwarded = _headers(scope)
+        # The row in events.COLUMNS order, built here without an Event: this runs per hit.
+        row = (_HIT_KIND[claims.kind], self.clock.now(), claims.campaign, claims.message,
+               claims.link, claims.url if claims.kind is TokenKind.CLICK else "",
+               scope.get("method", "GET"), self.client_ip(scope, forwarded), user_agent, "")
+        try:
+            await self.record(row)
+        except Exception:  # the answer goes out regardless; the writer logged why
+            log.exception("hit not kept: %s", row)
+
+    def client_ip(self, scope: Scope, forwarded: str) -> str:
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        if not forwarded or not self.trusted_proxies or not self._trusted(peer):
+            return peer
+        # Walk right to left: the first address not of our proxies is the client.
+        for hop in reversed([h.strip() for h in forwarded.split(",")]):
+            if not self._trusted(hop):
+                return hop[:64]
+        return peer
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted_proxies)
+
+
+def _headers(scope: Scope) -> tuple[str, str]:
+    user_agent = forwarded = ""
+    for name, value in scope.get("headers", ()):
+        if name == b"user-agent":
+            user_agent = _printable(value[:MAX_USER_AGENT])
+        elif name == b"x-forwarded-for":
+            forwarded = _printable(value[:1024])
+    return user_agent, forwarded
+
+
+def _printable(value: bytes) -> str:
+    """Header bytes as text a database takes: UTF-8 where it is, no NUL or controls."""
+    text = value.decode("utf-8", "replace")
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+
+
+async def _respond(send: Send, scope: Scope, status: int, headers: list[tuple[bytes, bytes]],
+                   body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if scope.get("method") == "HEAD":
+        body = b""
+    await send({"type": "http.response.body", "body": body})

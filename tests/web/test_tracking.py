@@ -1,0 +1,138 @@
+"""The tracking server over real HTTP: pixels, clicks, downloads, forged input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mailbeacon import keys
+from mailbeacon.core import tokens
+from mailbeacon.core.tokens import Claims, TokenKind, TrackLevel
+from mailbeacon.store import queries
+from mailbeacon.store.sql import open_store
+from mailbeacon.web.tracking import PIXEL
+from serverproc import ServerProcess
+
+
+@pytest.fixture
+def server(tmp_path: Path, store_url: str) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path / "data", store_url,
+                       "--trusted-proxies", "127.0.0.1/32") as proc:
+        yield proc
+
+
+def _token(server: ServerProcess, claims: Claims) -> str:
+    return tokens.encode(claims, keys.load_or_create(server.data_dir))
+
+
+def _events(server: ServerProcess) -> list[queries.EventView]:
+    store = open_store(server.db_url, create=False)
+    try:
+        return queries.list_events(store, limit=1000)
+    finally:
+        store.close()
+
+
+def test_pixel_is_always_a_gif(server: ServerProcess) -> None:
+    good = _token(server, Claims(TokenKind.OPEN, 1, 42))
+    click = _token(server, Claims(TokenKind.CLICK, 1, 42, 1, "https://example.com/"))
+    for path in (f"/o/{good}.gif", "/o/forged.gif", f"/o/{good[:-3]}.gif", f"/o/{click}.gif",
+                 "/o/" + "A" * 5000 + ".gif", "/o/%00%ff.gif"):
+        r = httpx.get(server.url + path, headers={"User-Agent": "Test/1.0"})
+        assert r.status_code == 200, path
+        assert r.content == PIXEL and len(PIXEL) == 43
+        assert r.headers["content-type"] == "image/gif"
+        assert "no-store" in r.headers["cache-control"]
+    head = httpx.head(f"{server.url}/o/{good}.gif")
+    assert head.status_code == 200 and head.content == b""
+    hits = _events(server)
+    assert [(e.kind, e.method, e.user_agent) for e in hits] == [
+        ("open", "GET", "Test/1.0"), ("open", "HEAD", "python-httpx/" + httpx.__version__)]
+
+
+def test_click_redirects_only_to_the_signed_url(server: ServerProcess) -> None:
+    url = "https://example.com/path?q=1&r=é#top"
+    token = _token(server, Claims(TokenKind.CLICK, 1, 42, 3, url))
+    r = httpx.get(f"{server.url}/c/{token}")
+    assert r.status_code == 302
+    assert r.headers["location"] == "https://example.com/path?q=1&r=%C3%A9#top"
+    # An open redirect is impossible: altered, forged or foreign tokens get a plain 404.
+    other = _token(server, Claims(TokenKind.OPEN, 1, 42))
+    for bad in (token[:-2], token.replace(token[10], "A" if token[10] != "A" else "B"),
+                other, "nonsense", ""):
+        r = httpx.get(f"{server.url}/c/{bad}")
+        assert r.status_code == 404, bad
+        assert r.headers["content-type"].startswith("text/plain")
+        assert "location" not in r.headers
+    # A query string cannot steer it elsewhere either.
+    r = httpx.get(f"{server.url}/c/{token}?u=https://evil.example&url=https://evil.example")
+    assert r.headers["location"] == "https://example.com/path?q=1&r=%C3%A9#top"
+    hits = _events(server)
+    assert [(h.kind, h.link, h.url, h.message_id) for h in hits] == [("click", 3, url, None)] * 2
+
+
+def test_replayed_tokens_count_in_totals_not_uniques(server: ServerProcess) -> None:
+    open_token = _token(server, Claims(TokenKind.OPEN, 1, 7))
+    for _ in range(5):
+        httpx.get(f"{server.url}/o/{open_token}.gif")
+    store = open_store(server.db_url, create=False)
+    counts = queries.counts(store)
+    store.close()
+    assert (counts.opens, counts.unique_opens) == (5, 1)
+
+
+def test_anonymous_hits_name_nobody(server: ServerProcess) -> None:
+    token = _token(server, Claims(TokenKind.OPEN, 3, 0, level=TrackLevel.ANONYMOUS))
+    httpx.get(f"{server.url}/o/{token}.gif")
+    [hit] = _events(server)
+    assert hit.recipient is None and hit.kind == "open"
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies(server: ServerProcess) -> None:
+    token = _token(server, Claims(TokenKind.OPEN, 1, 1))
+    httpx.get(f"{server.url}/o/{token}.gif",
+              headers={"X-Forwarded-For": "198.51.100.7, 10.9.9.9, 127.0.0.1"})
+    [hit] = _events(server)
+    assert hit.ip == "10.9.9.9"  # the first hop from the right that is not a trusted proxy
+
+
+def test_untrusted_peer_cannot_spoof_its_address(tmp_path: Path, store_url: str) -> None:
+    with ServerProcess(tmp_path / "d2", store_url) as server:
+        token = _token(server, Claims(TokenKind.OPEN, 1, 1))
+        httpx.get(f"{server.url}/o/{token}.gif", headers={"X-Forwarded-For": "198.51.100.7"})
+        [hit] = _events(server)
+    assert hit.ip == "127.0.0.1"
+
+
+def test_hostile_user_agent_is_kept_bounded(server: ServerProcess) -> None:
+    token = _token(server, Claims(TokenKind.OPEN, 1, 1))
+    r = httpx.get(f"{server.url}/o/{token}.gif",
+                  headers={"User-Agent": b"x" * 6000 + b"\xc3\xa9\xff"})
+    assert r.status_code == 200
+    [hit] = _events(server)
+    assert len(hit.user_agent) == 1024
+
+
+def test_download_serves_the_file(server: ServerProcess) -> None:
+    store = open_store(server.db_url, create=False)
+    aid = store.put_attachment("Bericht é.pdf", "application/pdf", b"%PDF-1.7 data", 1.0)
+    store.close()
+    token = _token(server, Claims(TokenKind.DOWNLOAD, 1, 9, link=aid))
+    r = httpx.get(f"{server.url}/d/{token}")
+    assert r.status_code == 200 and r.content == b"%PDF-1.7 data"
+    assert r.headers["content-disposition"] == "attachment; filename*=UTF-8''Bericht%20%C3%A9.pdf"
+    missing = _token(server, Claims(TokenKind.DOWNLOAD, 1, 9, link=aid + 99))
+    assert httpx.get(f"{server.url}/d/{missing}").status_code == 404
+    assert httpx.get(f"{server.url}/d/forged").status_code == 404
+    assert [e.kind for e in _events(server)] == ["download"]
+
+
+def test_api_and_health(server: ServerProcess) -> None:
+    assert httpx.get(f"{server.url}/healthz").text == "ok\n"
+    assert httpx.get(f"{server.url}/api/report").json()["sent"] == 0
+    assert httpx.get(f"{server.url}/api/report?campaign=nope").status_code == 404
+    assert httpx.get(f"{server.url}/api/events?after=x").status_code == 400
+    assert httpx.get(f"{server.url}/nothing-here").status_code == 404
