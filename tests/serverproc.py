@@ -21,7 +21,9 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, db_url: str, *extra: str, port: int | None = None):
+    def __init__(self, data_dir: Path, db_url: str, *extra: str, port: int | None = None,
+                 env: dict[str, str] | None = None):
+        self.env = env or {}
         self.data_dir = data_dir
         self.db_url = db_url
         self.extra = extra
@@ -42,6 +44,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBEACON_")}
+        env.update(self.env)
         self.proc = subprocess.Popen(self.args(), stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +28,9 @@ from typing import Any
 from mailbeacon.store.sql import Appender, SqlStore
 
 log = logging.getLogger("mailbeacon.writer")
+# Tests widen the window between a hit's arrival and its COMMIT, as a slow disk
+# would, to show that no hit is answered inside that window. Not a setting.
+SLOW_DISK_SECONDS = float(os.environ.get("MAILBEACON_TEST_SLOW_DISK_MS", "0")) / 1000
 
 
 
@@ -163,6 +167,8 @@ class GroupCommitter:
     # -- on the writer thread -------------------------------------------------------
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        if SLOW_DISK_SECONDS:
+            time.sleep(SLOW_DISK_SECONDS)
         if self._spooling:
             self._replay_spool()
         if not self._spooling:
