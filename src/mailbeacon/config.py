@@ -81,6 +81,16 @@ def _bool(value: str) -> bool:
     raise ValueError("not a valid bool (use true or false)")
 
 
+def _alternatives(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split("|") if v.strip())
+
+
+def _optional_file(value: str) -> str:
+    if value and not Path(value).is_file():
+        raise ValueError("no such file")
+    return value
+
+
 def _level(value: str) -> str:
     if value not in ("identified", "anonymous", "off"):
         raise ValueError("expected identified, anonymous or off")
@@ -130,6 +140,17 @@ SETTINGS: tuple[Setting, ...] = (
             _positive_int, "N"),
     Setting("log-access", "false", "Log every HTTP request of the tracking server.", _bool,
             "BOOL"),
+    Setting("own-networks", "", "The sender's own networks (comma-separated CIDRs): hits from "
+            "them are the sender looking at the sent copy (verdict self).", _networks, "CIDRS"),
+    Setting("own-user-agents", "", "Substrings of the sender's own user agents, separated by "
+            "'|': hits from them get the verdict self.", _alternatives, "TEXT|TEXT"),
+    Setting("ip-labels", "", "A CSV file of CIDR,label (apple-mpp, google-proxy, scanner, ...) "
+            "from ranges their owners publish; see docs/verdicts.md.", _optional_file, "FILE"),
+    Setting("country-db", "", "A CSV file of IP ranges to countries (DB-IP lite format) for "
+            "offline country lookups; empty: the optional iptocc package if installed.",
+            _optional_file, "FILE"),
+    Setting("honeypot", "false", "Add an invisible link to HTML mail; a click on it is a "
+            "machine for certain. Off by default: see docs/verdicts.md.", _bool, "BOOL"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

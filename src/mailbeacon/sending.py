@@ -98,7 +98,7 @@ def send(out: Outgoing, *, config: Config, store: SqlStore, keyring: Keyring,
         message_id_domain=message_id_domain(config, out.sender),
         receipt_to=envelope_sender if out.receipt else None,
         legacy_receipt_headers=out.legacy_receipt, set_to_header=out.composed,
-        downloads=downloads,
+        downloads=downloads, honeypot=bool(config.honeypot),
     )
     recipients = [inst.Recipient(r, i if out.level is TrackLevel.IDENTIFIED else 0)
                   for r, i in zip(out.recipients, ids, strict=True)]

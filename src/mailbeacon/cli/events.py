@@ -61,7 +61,8 @@ def show(views: list[EventView], as_json: bool, header: bool) -> None:
 
 
 def _what(v: EventView) -> str:
-    if v.kind in ("open", "click", "download", "honeypot"):
-        parts = [v.url, v.method if v.method != "GET" else "", v.ip, v.user_agent]
+    if v.is_hit:
+        judged = f"[{v.verdict} {v.confidence:.2f}]" if v.verdict else "[not judged yet]"
+        parts = [judged, v.url, v.method if v.method != "GET" else "", v.ip, v.user_agent]
         return " ".join(p for p in parts if p)
     return str(v.detail.get("message", "")) or json.dumps(v.detail) if v.detail else ""

@@ -12,10 +12,20 @@ import sys
 from collections.abc import Sequence
 
 from mailbeacon import __version__, config
-from mailbeacon.cli import events, keys, migrate, report, send, serve, settings, timeline
+from mailbeacon.cli import (
+    events,
+    judge,
+    keys,
+    migrate,
+    report,
+    send,
+    serve,
+    settings,
+    timeline,
+)
 from mailbeacon.errors import MailbeaconError
 
-COMMANDS = (serve, send, report, events, timeline, migrate, keys, settings)
+COMMANDS = (serve, send, report, events, timeline, judge, migrate, keys, settings)
 
 
 def settings_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""``mailbeacon report``: sent, bounced, opens, clicks and rates, with a per-link table."""
+"""``mailbeacon report``: what happened to a campaign, raw and human figures side by side."""
 
 from __future__ import annotations
 
@@ -8,18 +8,33 @@ from typing import Any
 
 from mailbeacon.cli.common import store_for
 from mailbeacon.cli.table import percent, render
+from mailbeacon.clock import SystemClock
 from mailbeacon.config import Config
-from mailbeacon.core.metrics import rates, report
+from mailbeacon.core.metrics import (
+    Counts,
+    Engagement,
+    engagement_report,
+    human_rates,
+    rates,
+    report,
+)
+from mailbeacon.core.verdicts import load_country_db
 from mailbeacon.errors import MailbeaconError
-from mailbeacon.store import queries
+from mailbeacon.judging import Judge, catch_up
+from mailbeacon.store import engagement, queries
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("report", parents=[parent], help="campaign figures",
-                       description="Sent, bounced at send, deferred, opens and unique opens, "
-                       "clicks and unique clicks, open/click/click-to-open rates and a per-link "
-                       "table. A click counts as an open. See docs/events.md for definitions.")
+    p = sub.add_parser(
+        "report", parents=[parent], help="campaign figures, raw and human",
+        description="Sent, bounced at send, deferred; opens and clicks as counted (raw) and "
+        "as judged by person-vs-machine verdicts (human); rates, a per-link table, clients "
+        "and devices. A click counts as an open. Definitions: docs/events.md, "
+        "docs/verdicts.md.")
     p.add_argument("--campaign", metavar="NAME", help="one campaign (default: all mail)")
+    p.add_argument("--recipients", action="store_true",
+                   help="also list every recipient: opened by a person, only by machines, "
+                   "or not opened")
     p.add_argument("--json", action="store_true", help="print the stable JSON form")
     p.set_defaults(run=run)
 
@@ -30,26 +45,69 @@ def run(args: argparse.Namespace, config: Config) -> int:
         cid = queries.campaign_id(store, args.campaign) if args.campaign else None
     except queries.UnknownCampaign:
         raise MailbeaconError(f"no campaign named {args.campaign!r}") from None
+    catch_up(store, Judge.from_config(config), SystemClock().now())  # figures as of now
     counts = queries.counts(store, cid)
+    geo = load_country_db(config.country_db) if config.country_db else None
+    human = engagement.engagement(store, cid, geo)
+    lines = engagement.recipients(store, cid) if args.recipients else []
     if args.json:
-        print(json.dumps(report(counts, args.campaign), indent=2))
+        body = report(counts, args.campaign)
+        body["human"] = engagement_report(counts, human)
+        if args.recipients:
+            body["recipients"] = [vars(line) for line in lines]
+        print(json.dumps(body, indent=2))
         return 0
-    r = rates(counts)
     print(f"Campaign: {args.campaign or '(all)'}\n")
-    print(render(["figure", "value"], [
-        ("recipients", counts.recipients), ("sent", counts.sent),
-        ("bounced at send", counts.bounced), ("deferred", counts.deferred),
-        ("opens (all pixel hits)", counts.opens), ("unique opens", counts.unique_opens),
-        ("clicks", counts.clicks), ("unique clicks", counts.unique_clicks),
-        ("downloads", counts.downloads),
-        ("open rate", percent(r.open_rate)), ("click rate", percent(r.click_rate)),
-        ("click-to-open rate", percent(r.click_to_open_rate)),
-        *([("anonymous opens", counts.anonymous_opens),
-           ("anonymous clicks", counts.anonymous_clicks)]
-          if counts.anonymous_opens or counts.anonymous_clicks else []),
-    ]))
-    if counts.links:
+    print(_figures(counts, human))
+    _links(human)
+    _breakdowns(human)
+    if lines:
         print()
-        print(render(["link", "clicks", "unique"],
-                     [(link.url, link.clicks, link.unique_clicks) for link in counts.links]))
+        print(render(["recipient", "relay", "engagement", "opens", "clicks"],
+                     [(r.recipient, r.status, r.engagement, r.opens, r.clicks) for r in lines]))
     return 0
+
+
+def _figures(c: Counts, e: Engagement) -> str:
+    r, h = rates(c), human_rates(c, e)
+    by = e.unique_opens_by_verdict
+    machine_opens = sum(by.get(v, 0) for v in ("prefetch", "scanner"))
+    rows: list[tuple[object, ...]] = [
+        ("recipients", c.recipients, ""), ("sent (accepted by the relay)", c.sent, ""),
+        ("bounced at send", c.bounced, ""), ("deferred", c.deferred, ""),
+        ("delivered (sent - bounced later)", "", h.delivered),
+        ("opens (pixel hits)", c.opens, ""),
+        ("unique opens", c.unique_opens, e.opened_by_person),
+        ("  opened only by machines", "", e.only_machines),
+        ("  by verdict: human / proxy", "", f"{by.get('human', 0)} / {by.get('proxy', 0)}"),
+        ("  by verdict: prefetch+scanner / self / unknown", "",
+         f"{machine_opens} / {by.get('self', 0)} / {by.get('unknown', 0)}"),
+        ("clicks", c.clicks, e.human_clicks),
+        ("  machine clicks (scanner, prefetch)", "", e.machine_clicks),
+        ("unique clicks", c.unique_clicks, e.unique_human_clicks),
+        ("downloads", c.downloads, ""),
+        ("open rate", percent(r.open_rate), percent(h.estimated_human_open_rate)),
+        ("click rate", percent(r.click_rate), percent(h.human_click_rate)),
+        ("click-to-open rate", percent(r.click_to_open_rate),
+         percent(h.human_click_to_open_rate)),
+    ]
+    if c.anonymous_opens or c.anonymous_clicks:
+        rows += [("anonymous opens", c.anonymous_opens, ""),
+                 ("anonymous clicks", c.anonymous_clicks, "")]
+    return render(["figure", "raw", "human"], rows)
+
+
+def _links(e: Engagement) -> None:
+    if e.human_links:
+        print()
+        print(render(["link", "clicks", "human", "unique human"],
+                     [(link.url, link.clicks, link.human_clicks, link.unique_human_clicks)
+                      for link in e.human_links]))
+
+
+def _breakdowns(e: Engagement) -> None:
+    for title, table in (("client", e.clients), ("device", e.devices),
+                         ("country", e.countries)):
+        if table:
+            print()
+            print(render([title, "hits by people"], sorted(table.items(), key=lambda kv: -kv[1])))

@@ -22,6 +22,16 @@ class EventKind(enum.StrEnum):
     CLICK = "click"  # a tracked link was followed
     DOWNLOAD = "download"  # a tracked attachment was fetched
     HONEYPOT = "honeypot"  # the invisible link was followed: not a person
+    # What comes back (inbound reports, see docs/inbound.md); details in Event.detail.
+    DELIVERED = "delivered"  # a DSN says delivered (or an MDN says processed)
+    RELAYED = "relayed"  # handed to a server without DSN: no receipt can come from further on
+    DELAYED = "delayed"  # a DSN says still trying
+    COMPLAINED = "complained"  # an ARF feedback report (marked as spam)
+    READ = "read"  # an MDN says displayed (detail: manual or automatic)
+    RECEIPT_DENIED = "receipt_denied"  # an MDN refusing or failing to report
+    RECEIPT_DELETED = "receipt_deleted"  # an MDN says deleted without being displayed
+    AUTO_REPLIED = "auto_replied"  # an RFC 3834 auto-reply (vacation, out of office)
+    REPLIED = "replied"  # a person answered
 
     @property
     def is_hit(self) -> bool:

@@ -67,3 +67,70 @@ def report(c: Counts, campaign: str | None) -> dict[str, Any]:
     body = asdict(c)
     body["links"] = [asdict(link) for link in c.links]
     return {"campaign": campaign, **body, **asdict(rates(c))}
+
+
+# -- person or machine (docs/verdicts.md) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HumanLink:
+    url: str
+    clicks: int
+    human_clicks: int
+    unique_human_clicks: int
+
+
+@dataclass(frozen=True)
+class RecipientLine:
+    recipient: str
+    status: str  # what the relay said: sent | bounced | deferred | queued
+    engagement: str  # opened by a person | only by machines | not opened
+    opens: int
+    clicks: int
+
+
+@dataclass(frozen=True)
+class Engagement:
+    """Figures from the verdicts; raw hits stay counted in ``Counts``."""
+
+    unique_opens_by_verdict: dict[str, int] = field(default_factory=dict)
+    opened_by_person: int = 0  # copies
+    only_machines: int = 0
+    not_opened: int = 0
+    bounced_later: int = 0  # accepted copies a bounce report came back for
+    human_clicks: int = 0
+    unique_human_clicks: int = 0
+    machine_clicks: int = 0  # prefetch and scanner verdicts, honeypot included
+    self_clicks: int = 0
+    unknown_clicks: int = 0
+    human_links: tuple[HumanLink, ...] = ()
+    clients: dict[str, int] = field(default_factory=dict)  # family -> hits by people
+    devices: dict[str, int] = field(default_factory=dict)
+    countries: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HumanRates:
+    delivered: int
+    estimated_human_open_rate: float | None
+    human_click_rate: float | None
+    human_click_to_open_rate: float | None
+
+
+def human_rates(c: Counts, e: Engagement) -> HumanRates:
+    """Copies opened by a person over copies delivered (sent minus bounced later);
+    a proxy open counts as a person, an Apple MPP prefetch alone does not."""
+    delivered = max(c.sent - e.bounced_later, 0)
+    return HumanRates(
+        delivered=delivered,
+        estimated_human_open_rate=_ratio(e.opened_by_person, delivered),
+        human_click_rate=_ratio(e.unique_human_clicks, delivered),
+        human_click_to_open_rate=_ratio(e.unique_human_clicks, e.opened_by_person),
+    )
+
+
+def engagement_report(c: Counts, e: Engagement) -> dict[str, Any]:
+    """The ``human`` object of ``report --json``."""
+    body = asdict(e)
+    body["human_links"] = [asdict(link) for link in e.human_links]
+    return {**body, **asdict(human_rates(c, e))}

@@ -10,8 +10,11 @@ import sqlalchemy as sa
 
 from mailbeacon.clock import iso
 from mailbeacon.core.metrics import Counts, LinkStats
-from mailbeacon.store.schema import campaigns, events, messages
+from mailbeacon.core.verdicts import NO_CLIENT, Client, Hit, Verdict, client_of
+from mailbeacon.store.schema import campaigns, events, messages, verdicts
 from mailbeacon.store.sql import SqlStore
+
+HIT_KINDS = ("open", "click", "download", "honeypot")
 
 
 class UnknownCampaign(LookupError):
@@ -84,21 +87,44 @@ class EventView:
     ip: str
     user_agent: str
     detail: dict[str, Any]
+    verdict: str | None = None  # hits only; None until the judge has seen it
+    confidence: float | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def is_hit(self) -> bool:
+        return self.kind in HIT_KINDS
+
+    def client(self) -> Client:
+        """Client, system and device; none for machine verdicts (they describe the machine)."""
+        if not self.is_hit or self.verdict is None:
+            return NO_CLIENT
+        hit = Hit(self.id, self.kind, self.at, self.method, self.ip or None, self.user_agent)
+        return client_of(hit, Verdict(self.verdict, self.confidence or 0.0, self.reasons))
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "id": self.id, "at": iso(self.at), "kind": self.kind, "campaign": self.campaign,
             "recipient": self.recipient, "message_id": self.message_id, "link": self.link,
             "url": self.url, "method": self.method, "ip": self.ip,
             "user_agent": self.user_agent, "detail": self.detail,
         }
+        if self.is_hit:
+            seen = self.client()
+            body.update(verdict=self.verdict, confidence=self.confidence,
+                        reasons=list(self.reasons), client=seen.client, os=seen.os,
+                        device=seen.device if seen.family else None)
+        return body
 
 
 def _event_query() -> Any:
+    current = sa.and_(verdicts.c.event == events.c.id, verdicts.c.current.is_(True))
     return (sa.select(events, campaigns.c.name.label("campaign_name"),
-                      messages.c.recipient, messages.c.message_id)
+                      messages.c.recipient, messages.c.message_id,
+                      verdicts.c.verdict, verdicts.c.confidence, verdicts.c.reasons)
             .select_from(events.outerjoin(campaigns, campaigns.c.id == events.c.campaign)
-                         .outerjoin(messages, messages.c.id == events.c.message)))
+                         .outerjoin(messages, messages.c.id == events.c.message)
+                         .outerjoin(verdicts, current)))
 
 
 def _view(row: Any) -> EventView:
@@ -107,6 +133,8 @@ def _view(row: Any) -> EventView:
         recipient=row.recipient, message_id=row.message_id, link=row.link, url=row.url,
         method=row.method, ip=row.ip, user_agent=row.user_agent,
         detail=json.loads(row.detail) if row.detail else {},
+        verdict=row.verdict, confidence=row.confidence,
+        reasons=tuple(json.loads(row.reasons)) if row.reasons else (),
     )
 
 

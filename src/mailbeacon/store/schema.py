@@ -115,6 +115,29 @@ MIGRATIONS: tuple[tuple[str, tuple[Step, ...]], ...] = (
             sa.Column("created_at", sa.Float, nullable=False),
         )),
     )),
+    ("0005_verdicts", (
+        # Person or machine for each hit. Hits are never changed; a verdict that
+        # changes gets a new row and the old one stops being current: history.
+        CreateTable("verdicts", (
+            sa.Column("id", ID, primary_key=True),
+            sa.Column("event", sa.BigInteger, nullable=False),
+            sa.Column("message", sa.Integer, nullable=False),
+            sa.Column("verdict", sa.String(20), nullable=False),
+            sa.Column("confidence", sa.Float, nullable=False),
+            sa.Column("reasons", sa.Text, nullable=False),  # JSON list of readable signals
+            sa.Column("judged_at", sa.Float, nullable=False),
+            sa.Column("current", sa.Boolean, nullable=False),
+        )),
+        AddIndex("verdicts", "ix_verdicts_event_current", ("event", "current")),
+        AddIndex("verdicts", "ix_verdicts_message_current", ("message", "current")),
+        # How far the judge has read the event stream (one row per judge).
+        CreateTable("judge_cursor", (
+            sa.Column("name", sa.String(50), primary_key=True),
+            sa.Column("last_event", sa.BigInteger, nullable=False),
+        )),
+        # "opened by a person" | "only by machines" | "not opened", kept by the judge.
+        AddColumn("messages", sa.Column("engagement", sa.String(30), nullable=True)),
+    )),
 )
 
 
@@ -136,3 +159,5 @@ campaigns = metadata.tables["campaigns"]
 messages = metadata.tables["messages"]
 events = metadata.tables["events"]
 attachments = metadata.tables["attachments"]
+verdicts = metadata.tables["verdicts"]
+judge_cursor = metadata.tables["judge_cursor"]

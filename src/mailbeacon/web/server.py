@@ -17,11 +17,24 @@ from granian.server.embed import Server
 from mailbeacon import keys
 from mailbeacon.clock import Clock
 from mailbeacon.config import Config
-from mailbeacon.store.sql import open_store
+from mailbeacon.judging import Judge, catch_up
+from mailbeacon.store.sql import SqlStore, open_store
 from mailbeacon.store.writer import GroupCommitter, Spool
 from mailbeacon.web.app import create_app
 
 log = logging.getLogger("mailbeacon.server")
+JUDGE_EVERY = 0.5  # seconds between judge passes
+
+
+async def judge_forever(store: SqlStore, judge: Judge, clock: Clock,
+                        every: float = JUDGE_EVERY) -> None:
+    """Keep verdicts current: hits are judged a moment after they are answered."""
+    while True:
+        try:
+            await asyncio.to_thread(catch_up, store, judge, clock.now())
+        except Exception as exc:  # the store is away: the hits wait in the event stream
+            log.warning("judge pass failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        await asyncio.sleep(every)
 
 
 async def serve(config: Config, clock: Clock) -> None:
@@ -37,6 +50,7 @@ async def serve(config: Config, clock: Clock) -> None:
         interface=Interfaces.ASGINL, backlog=2048, log_enabled=config.log_access,
         log_access=config.log_access, websockets=False,
     )
+    judge_task = asyncio.create_task(judge_forever(store, Judge.from_config(config), clock))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.signal_handler_interrupt)
@@ -45,6 +59,7 @@ async def serve(config: Config, clock: Clock) -> None:
     try:
         await server.serve()
     finally:
+        judge_task.cancel()
         await committer.stop()
         store.close()
         print("mailbeacon: stopped", file=sys.stderr, flush=True)

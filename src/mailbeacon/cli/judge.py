@@ -1,0 +1,60 @@
+"""``mailbeacon judge`` and ``mailbeacon explain``: verdicts on demand, and their history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from mailbeacon.cli.common import store_for
+from mailbeacon.cli.table import render
+from mailbeacon.clock import SystemClock, iso
+from mailbeacon.config import Config
+from mailbeacon.errors import MailbeaconError
+from mailbeacon.judging import Judge, catch_up, rejudge_all
+from mailbeacon.store import engagement
+
+
+def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "judge", parents=[parent], help="judge hits now (person or machine)",
+        description="Judge every hit that arrived since the last pass (the server does this "
+        "on its own every half second). --all judges everything again, e.g. after changing "
+        "--own-networks or --ip-labels; verdicts that change keep their history.")
+    p.add_argument("--all", action="store_true", help="re-judge every hit")
+    p.set_defaults(run=run_judge)
+    e = sub.add_parser(
+        "explain", parents=[parent], help="one hit, its verdict and the reasons",
+        description="Show a hit as recorded and every verdict it has had, oldest first.")
+    e.add_argument("event", type=int, help="the event id (see `mailbeacon events`)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=run_explain)
+
+
+def run_judge(args: argparse.Namespace, config: Config) -> int:
+    store, judge, now = store_for(config), Judge.from_config(config), SystemClock().now()
+    if args.all:
+        print(f"{rejudge_all(store, judge, now)} verdicts changed")
+    else:
+        print(f"{catch_up(store, judge, now)} new events read")
+    return 0
+
+
+def run_explain(args: argparse.Namespace, config: Config) -> int:
+    hit, verdicts = engagement.history(store_for(config), args.event)
+    if hit is None:
+        raise MailbeaconError(f"no event {args.event}")
+    if args.json:
+        print(json.dumps({"event": hit, "verdicts": [
+            {**v, "reasons": json.loads(v["reasons"])} for v in verdicts]}, indent=2))
+        return 0
+    print(f"event {hit['id']}: {hit['kind']} at {iso(hit['at'])} {hit['method']} from "
+          f"{hit['ip'] or '?'}\n  user agent: {hit['user_agent'] or '(none)'}\n")
+    if not verdicts:
+        print("not judged yet (run `mailbeacon judge`)")
+        return 0
+    print(render(["judged at", "verdict", "confidence", "current", "reasons"], [
+        (iso(v["judged_at"]), v["verdict"], f"{v['confidence']:.2f}",
+         "yes" if v["current"] else "", "; ".join(json.loads(v["reasons"])))
+        for v in verdicts]))
+    return 0
