@@ -16,6 +16,8 @@ from mailbeacon.core.reports.rules import (
     GENERIC,
     GENERIC_RECIPIENT,
     ORIGINAL_STARTS,
+    POWERMTA_CATEGORIES,
+    REMOTE_HOSTS,
     REPORT_SENDERS,
     REPORT_SUBJECTS,
     RULES,
@@ -23,6 +25,7 @@ from mailbeacon.core.reports.rules import (
 )
 
 MAX_DIAG_LINES = 12
+_HOST_SAID = re.compile(r"\bhost ([\w.-]+\.[a-z]{2,}) \[", re.I)  # Exim, Postfix: "host mx [ip]"
 _GROUPS = ("rcpt", "r2", "r3", "r4", "r5")
 
 
@@ -170,6 +173,7 @@ def enrich_dsn(msg: Message, report: Report) -> list[Hint]:
     report.vendor = rule.name if rule is not GENERIC else ""
     section = error_section(rule, text)
     by_text = {r.recipient.lower(): r for r in read_recipients(GENERIC_RECIPIENT, section)}
+    category = _categories(msg)
     hints = []
     for rcpt in report.recipients:
         found = by_text.get(rcpt.recipient.lower()) or by_text.get(rcpt.original_recipient.lower())
@@ -178,5 +182,32 @@ def enrich_dsn(msg: Message, report: Report) -> list[Hint]:
         context = found.diagnostic if found else section
         if not rcpt.diagnostic:
             rcpt.diagnostic = context if found else ""
-        hints.append((hint_for(rule, rcpt.diagnostic) or hint_for(rule, context), context))
+        hint = hint_for(rule, rcpt.diagnostic) or hint_for(rule, context)
+        hints.append((hint or category.get(rcpt.recipient.lower(), ""), context))
     return hints
+
+
+def _categories(msg: Message) -> dict[str, str]:
+    """PowerMTA's X-PowerMTA-BounceCategory per recipient, as reasons."""
+    text = dsn.find_status_text(msg)
+    if "x-powermta-bouncecategory" not in text.lower():
+        return {}
+    found = {}
+    for block in dsn.split_blocks(text)[1]:
+        fields = {k.lower(): v for k, v in block}
+        reason = POWERMTA_CATEGORIES.get(fields.get("x-powermta-bouncecategory", "").strip())
+        if reason:
+            found[dsn.recipient_of(block).recipient.lower()] = reason
+    return found
+
+
+def remote_host_hint(rcpt: RecipientReport, reporting_mta: str) -> str:
+    """What a known receiving server means by its reply, from ``REMOTE_HOSTS``."""
+    named = _HOST_SAID.search(rcpt.diagnostic)
+    host = rcpt.remote_mta or (named.group(1) if named else "") or reporting_mta
+    if not host or not rcpt.diagnostic:
+        return ""
+    for pattern, phrases in REMOTE_HOSTS:
+        if pattern.search(host):
+            return next((reason for p, reason in phrases if p.search(rcpt.diagnostic)), "")
+    return ""

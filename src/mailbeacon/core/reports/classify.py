@@ -160,6 +160,10 @@ SECOND_PASS = (
     "networkerror", "suspend", "contenterror", "systemfull", "failedstarttls",
     "securityerror", "mailererror",
 )  # fmt: skip
+# Words that show an x.1.1 is not about the mailbox (a relay, rate or block).
+NOT_THE_MAILBOX = (
+    "blocked", "mailboxfull", "hasmoved", "rejected", "notaccept", "norelaying", "speeding",
+)  # fmt: skip
 BEFORE_DATA = {"HELO", "EHLO", "MAIL", "RCPT", "CONN", "STARTTLS", "AUTH"}
 
 # The SMTP command a server refused, in the words servers use to say so.
@@ -175,7 +179,7 @@ COMMANDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "RCPT",
         re.compile(
-            r"rcpt to|after rcpt|reply to rcpt|>>> rcpt|\brcpt:|"
+            r"rcpt to|after rcpt|reply to rcpt|>>> rcpt|\brcpt:|\bsmtp:rcpt\b|"
             r"does not like recipient|recipient address rejected",
             re.I,
         ),
@@ -263,14 +267,13 @@ def reason_by_status(status: str) -> str:
 
 def _probe(reason: str, coded: str, text: str, command: str) -> bool:
     if reason == "userunknown":
+        if command == "MAIL":
+            return False  # refused at MAIL FROM: the words are about the sender
         if coded == "userunknown":
-            return not any(
-                says(r, text)
-                for r in ("blocked", "mailboxfull", "hasmoved", "rejected", "notaccept")
-            )
-        # Without a command to go by, the words are taken at face value.
-        by_command = command == "RCPT" or (not command and coded != "filtered")
-        return by_command and says(reason, text)
+            return not any(says(r, text) for r in NOT_THE_MAILBOX)
+        # Words alone say "user unknown" only when the server said them to
+        # RCPT; said to DATA, or with no command named, a filter is speaking.
+        return command == "RCPT" and says(reason, text)
     if reason == "filtered":
         if coded == "filtered":
             return says("userunknown", text) or says("filtered", text)
@@ -280,6 +283,8 @@ def _probe(reason: str, coded: str, text: str, command: str) -> bool:
     if reason == "rejected":
         if coded == "rejected":
             return True
+        if command == "MAIL" and coded in ("userunknown", "hostunknown"):
+            return True  # an address code said to MAIL FROM is about the sender
         loose = (
             command == "MAIL"
             or (command == "DATA" and coded != "userunknown")
@@ -311,7 +316,10 @@ def decide_reason(rcpt: RecipientReport, hint: str = "", context: str = "") -> s
 
 
 def _second_pass(rcpt: RecipientReport, coded: str, text: str, context: str, cmd: str) -> str:
-    for words in (text, " ".join(context.lower().split()) if context else ""):
+    # An x-unix diagnostic is a local program's exit status: the notice's prose
+    # around it describes the message, not why the program failed.
+    around = "" if rcpt.diagnostic_type.startswith("x-unix") else context
+    for words in (text, " ".join(around.lower().split()) if around else ""):
         found = next((r for r in SECOND_PASS if words and says(r, words)), "")
         if found:
             return found

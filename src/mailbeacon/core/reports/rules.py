@@ -78,6 +78,7 @@ RULES: tuple[BounceRule, ...] = (
         "googlegroups",
         header=rx(r"^X-Failed-Recipients: .*@googlegroups\.com"),
         recipient=NOTHING,
+        reasons=((rx(r"the email account that you tried to reach does not exist"), "userunknown"),),
         reason="rejected",
     ),
     # fml mailing list manager: refusals of non-members and loop alerts.
@@ -141,10 +142,94 @@ RULES: tuple[BounceRule, ...] = (
         reasons=(
             (rx(r"the email account that you tried to reach does not exist"), "userunknown"),
             (rx(r"the email account that you tried to reach is over quota"), "mailboxfull"),
+            # "DNS type 'mx' lookup of x responded with code NXDOMAIN" comes with
+            # a 4.0.0: Google retries, so it is a network error, not a dead domain.
+            (rx(r"dns type '?mx'? lookup of \S+ responded with code nxdomain"), "networkerror"),
             (rx(r"dns error: domain name not found"), "hostunknown"),
         ),
     ),
+    # Sendmail: a session transcript; "Deferred: <why>" names the cause of a
+    # delay that later turned into "could not be delivered for N hours".
+    BounceRule(
+        "sendmail",
+        marker=rx(r"^\s*-+ Transcript of session follows -+"),
+        reasons=(
+            (rx(r"deferred: name server: \S+ host name lookup failure"), "networkerror"),
+            (rx(r"deferred: connection refused by"), "blocked"),
+            # mail.local, the local delivery agent, has no such mailbox: no filter.
+            (rx(r"mail\.local: unknown user"), "userunknown"),
+        ),
+    ),
+    # Microsoft Exchange 2000/2003: "<address> on <date>", the reason, then an
+    # "MSEXCH:IMS:..." diagnostic line.
+    BounceRule(
+        "exchange2003",
+        marker=rx(r"^\s*MSEXCH:(IMS|IMC|MSExchange)"),
+        reasons=((rx(r"the recipient name is not recognized"), "userunknown"),),
+    ),
+    # Lotus Domino: "was not delivered to: <address> because: <reason>".
+    BounceRule(
+        "domino",
+        subject=rx(r"^DELIVERY FAILURE:"),
+        marker=rx(r"^because:\s*$"),
+        need_all=True,
+        reasons=(
+            (
+                rx(r"not listed in (the )?(domino directory|public name (& |and )?address book)"),
+                "userunknown",
+            ),
+        ),
+    ),
 )
+
+# What some receiving servers mean by their own replies, whoever relayed the
+# report: matched against the Remote-MTA (else the Reporting-MTA), then phrase
+# -> reason. Sisimai keeps the same kind of table (Rhost) for these hosts.
+REMOTE_HOSTS: tuple[tuple[Pattern, tuple[tuple[Pattern, str], ...]], ...] = (
+    # au (KDDI) answers its users' reception filters with an address-less
+    # "550 : User unknown"; a missing mailbox gets "550 <address>: User unknown".
+    (
+        rx(r"\.(ezweb\.ne\.jp|au\.com)\b"),
+        (
+            (rx(r"550 : user unknown"), "filtered"),
+            (rx(r">: user unknown"), "userunknown"),
+        ),
+    ),
+    # Orange / Wanadoo / La Poste end each reply with a code such as "LPN007_416"
+    # or "OFR_416"; the last three digits are the documented reason.
+    (
+        rx(r"\b(orange|wanadoo|laposte)\.(fr|net)\b"),
+        (
+            (rx(r"\b[a-z]{3}\d{0,3}_41[68]\b"), "userunknown"),
+            (rx(r"\b[a-z]{3}\d{0,3}_426\b"), "suspend"),
+            (rx(r"\b[a-z]{3}\d{0,3}_505\b"), "systemerror"),
+            (rx(r"\b[a-z]{3}\d{0,3}_506\b"), "spamdetected"),
+            (rx(r"\b[a-z]{3}\d{0,3}_(107|999)\b"), "blocked"),
+        ),
+    ),
+    # Outlook.com / Hotmail say "mailbox unavailable" only of missing mailboxes.
+    (
+        rx(r"\.(hotmail|outlook|live|msn)\.com\b"),
+        ((rx(r"requested action not taken: mailbox unavailable"), "userunknown"),),
+    ),
+)
+
+# PowerMTA states its own verdict per recipient in the delivery-status part.
+POWERMTA_CATEGORIES = {
+    "bad-mailbox": "userunknown",
+    "bad-domain": "hostunknown",
+    "inactive-mailbox": "suspend",
+    "quota-issues": "mailboxfull",
+    "message-expired": "expired",
+    "no-answer-from-host": "networkerror",
+    "relaying-issues": "norelaying",
+    "spam-related": "spamdetected",
+    "virus-related": "virusdetected",
+    "policy-related": "policyviolation",
+    "content-related": "contenterror",
+    "routing-errors": "systemerror",
+    "protocol-errors": "systemerror",
+}
 
 # The catch-all: any report-like message whose text names a recipient.
 GENERIC = BounceRule("generic", end=ORIGINAL_STARTS, recipient=GENERIC_RECIPIENT)
