@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mailbeacon.config import Config
 from mailbeacon.core.verdicts import (
@@ -93,7 +93,7 @@ class _LostRace(Exception):
 def _one_pass(store: SqlStore, judge_: Judge, now: float, batch: int) -> int:
     try:
         return _pass_in_transaction(store, judge_, now, batch)
-    except _LostRace:
+    except (_LostRace, IntegrityError):  # IntegrityError: two first passes made the cursor
         return 0
 
 
