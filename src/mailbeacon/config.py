@@ -72,6 +72,25 @@ def _domain(value: str) -> str:
     return value
 
 
+def _optional_host_port(value: str) -> tuple[str, int] | None:
+    return _host_port(value) if value.strip() else None
+
+
+def _addresses(value: str) -> tuple[str, ...]:
+    items = tuple(v.strip().lower() for v in value.replace(";", ",").split(",") if v.strip())
+    for item in items:
+        if item.count("@") != 1 or " " in item:
+            raise ValueError(f"{item!r} is not an address; expected a@example.com,b@example.com")
+    return items
+
+
+def _imap_url(value: str) -> str:
+    parts = urlsplit(value)
+    if value and (parts.scheme not in ("imap", "imaps") or not parts.hostname):
+        raise ValueError("expected imap://user:pass@host:143 or imaps://user:pass@host:993")
+    return value
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -151,6 +170,31 @@ SETTINGS: tuple[Setting, ...] = (
             _optional_file, "FILE"),
     Setting("honeypot", "false", "Add an invisible link to HTML mail; a click on it is a "
             "machine for certain. Off by default: see docs/verdicts.md.", _bool, "BOOL"),
+    # -- what comes back (docs/inbound.md) --
+    Setting("inbound-smtp", "", "Address the inbound SMTP receiver for the bounce domain "
+            "listens on (run by serve). Empty: off.", _optional_host_port, "HOST:PORT"),
+    Setting("inbound-lmtp", "", "Address the inbound LMTP receiver listens on (for an MTA "
+            "that hands mail over by LMTP). Empty: off.", _optional_host_port, "HOST:PORT"),
+    Setting("receipt-addresses", "", "Addresses the receiver accepts besides VERP return "
+            "paths (where read receipts and replies go), comma-separated.", _addresses,
+            "ADDRESSES"),
+    Setting("imap", "", "Mailbox to poll for bounces and receipts: imap://user:pass@host:143 "
+            "(STARTTLS when offered; ?starttls=false for none) or imaps://user:pass@host:993. "
+            "Empty: off.", _imap_url, "URL"),
+    Setting("imap-folder", "INBOX", "IMAP folder to read.", _text, "FOLDER"),
+    Setting("imap-done-folder", "mailbeacon-processed", "IMAP folder processed mail is moved "
+            "to (created when missing).", _text, "FOLDER"),
+    Setting("imap-delete", "false", "Delete processed mail instead of moving it.", _bool,
+            "BOOL"),
+    Setting("imap-poll", "60", "Seconds between polls when the server has no IDLE, and the "
+            "longest IDLE before it is renewed.", _positive_int, "SECONDS"),
+    Setting("soft-bounce-limit", "3", "Soft bounces within --soft-bounce-days after which an "
+            "address is suppressed (one hard bounce or complaint is enough).", _positive_int,
+            "N"),
+    Setting("soft-bounce-days", "7", "Days over which soft bounces are counted.",
+            _positive_int, "DAYS"),
+    Setting("match-window", "30", "Days after sending in which a report that names only its "
+            "recipient is matched to the copy sent to that address.", _positive_int, "DAYS"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

@@ -77,7 +77,7 @@ def catch_up(store: SqlStore, judge_: Judge, now: float, batch: int = 5000) -> i
 def rejudge_all(store: SqlStore, judge_: Judge, now: float) -> int:
     """Judge every copy again from scratch (after changing own networks, labels, ...)."""
     with store.engine.begin() as conn:
-        ids = [int(m) for m in conn.scalars(sa.select(sa.distinct(events.c.message)).where(
+        ids = [int(m) for m in conn.scalars(sa.select(events.c.message).distinct().where(
             events.c.kind.in_(HIT_KINDS)))]
         anonymous = list(conn.execute(sa.select(events).where(
             events.c.message == 0, events.c.kind.in_(HIT_KINDS))))

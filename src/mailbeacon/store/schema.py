@@ -138,6 +138,36 @@ MIGRATIONS: tuple[tuple[str, tuple[Step, ...]], ...] = (
         # "opened by a person" | "only by machines" | "not opened", kept by the judge.
         AddColumn("messages", sa.Column("engagement", sa.String(30), nullable=True)),
     )),
+    ("0004_inbound", (
+        # Every message that came back (bounce domain, IMAP mailbox, file import),
+        # kept as received before anything is made of it: nothing that arrives is lost.
+        CreateTable("inbound", (
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("received_at", sa.Float, nullable=False),
+            sa.Column("source", sa.String(20), nullable=False),  # smtp|lmtp|imap|file
+            sa.Column("envelope_from", sa.Text, nullable=False),
+            sa.Column("envelope_to", sa.Text, nullable=False),  # JSON list
+            sa.Column("header_message_id", sa.String(250), nullable=False, index=True),
+            sa.Column("sha256", sa.String(64), nullable=False, index=True),
+            sa.Column("raw", sa.LargeBinary, nullable=False),
+            sa.Column("status", sa.String(20), nullable=False, index=True),
+            # received|matched|quarantined|duplicate
+            sa.Column("kind", sa.String(20), nullable=False),  # dsn|bounce|mdn|arf|...|none
+            sa.Column("reason", sa.Text, nullable=False),
+            sa.Column("matched_by", sa.String(30), nullable=False),
+            sa.Column("campaign", sa.Integer, nullable=True),
+            sa.Column("message", sa.Integer, nullable=True),
+            sa.Column("processed_at", sa.Float, nullable=True),
+        )),
+        # Addresses send skips (unless told otherwise); one row per address.
+        CreateTable("suppressions", (
+            sa.Column("address", sa.String(320), primary_key=True),
+            sa.Column("reason", sa.Text, nullable=False),
+            sa.Column("source", sa.String(30), nullable=False),  # hard-bounce|complaint|...|manual
+            sa.Column("inbound", sa.Integer, nullable=True),  # the report that caused it
+            sa.Column("created_at", sa.Float, nullable=False),
+        )),
+    )),
 )
 
 
@@ -161,3 +191,5 @@ events = metadata.tables["events"]
 attachments = metadata.tables["attachments"]
 verdicts = metadata.tables["verdicts"]
 judge_cursor = metadata.tables["judge_cursor"]
+inbound = metadata.tables["inbound"]
+suppressions = metadata.tables["suppressions"]
