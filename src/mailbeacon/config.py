@@ -241,15 +241,15 @@ def _from_file(data_dir: Path) -> dict[str, str]:
 def load(flags: Mapping[str, str | None] | None = None,
          environ: Mapping[str, str] | None = None) -> Config:
     """Resolve every setting. ``flags`` maps setting names to values given on the command line."""
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    given: dict[str, str] = {k: v for k, v in (flags or {}).items() if v is not None}
     environ = os.environ if environ is None else environ
     raw: dict[str, str] = {s.name: s.default for s in SETTINGS}
     sources = {s.name: "default" for s in SETTINGS}
-    data_dir = flags.get("data-dir") or environ.get(BY_NAME["data-dir"].env) or raw["data-dir"]
+    data_dir = given.get("data-dir") or environ.get(BY_NAME["data-dir"].env) or raw["data-dir"]
     layers: list[tuple[str, Mapping[str, str]]] = [
         (f"{Path(data_dir) / CONFIG_FILE}", _from_file(Path(data_dir))),
         ("environment", {s.name: environ[s.env] for s in SETTINGS if s.env in environ}),
-        ("command line", flags),
+        ("command line", given),
     ]
     for origin, layer in layers:
         for name, value in layer.items():

@@ -46,6 +46,13 @@ class Attachment:
     data: bytes
 
 
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise StoreError("the store did not return the new row's id")
+    return int(key[0])
+
+
 def normalise_url(url: str) -> str:
     """Pick psycopg 3 for PostgreSQL URLs that name no driver."""
     for prefix in ("postgresql://", "postgres://"):
@@ -114,7 +121,7 @@ class SqlStore:
             if found is not None:
                 return int(found)
             result = conn.execute(campaigns.insert().values(name=name, created_at=now))
-            return int(result.inserted_primary_key[0])
+            return _new_id(result)
 
     def add_messages(self, new: Sequence[NewMessage], now: float) -> list[int]:
         ids = []
@@ -124,7 +131,7 @@ class SqlStore:
                     campaign=m.campaign, sender=m.sender, recipient=m.recipient.lower(),
                     subject=m.subject, track_level=m.track_level, status="queued",
                     status_detail="", dsn_requested=False, links="[]", created_at=now))
-                ids.append(int(result.inserted_primary_key[0]))
+                ids.append(_new_id(result))
         return ids
 
     def set_prepared(self, message: int, message_id: str, links: Sequence[str]) -> None:
@@ -172,7 +179,7 @@ class SqlStore:
             result = conn.execute(attachments.insert().values(
                 sha256=digest, filename=filename, content_type=content_type, data=data,
                 created_at=now))
-            return int(result.inserted_primary_key[0])
+            return _new_id(result)
 
     def get_attachment(self, attachment_id: int) -> Attachment | None:
         with self.engine.connect() as conn:
