@@ -78,7 +78,7 @@ def _envelope(msg: Message) -> Report:
 def _classify(report: Report, hints: list[tuple[str, str]]) -> None:
     padded = hints + [("", "")] * len(report.recipients)
     for rcpt, (hint, context) in zip(report.recipients, padded, strict=False):
-        hint = hint or bounce.remote_host_hint(rcpt, report.reporting_mta)
+        hint = hint or bounce.remote_host_hint(rcpt, report.reporting_mta, context)
         classify(rcpt, hint, context)
 
 

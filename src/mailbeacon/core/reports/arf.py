@@ -51,20 +51,40 @@ def feedback_of(fields: list[Header]) -> Feedback:
     )
 
 
-def complained_about(feedback: Feedback, report: Report) -> list[str]:
-    """Who complained: Original-Rcpt-To, else the To of the original message."""
+def complained_about(feedback: Feedback, report: Report, fields: list[Header]) -> list[str]:
+    """Who complained: Original-Rcpt-To, else the To of the original message.
+
+    An opt-out report of the early ARF drafts names the address to take off
+    the list in Removal-Recipient instead.
+    """
     found = [a for a in feedback.original_rcpt_to if "@" in a]
     if found:
         return found
     to = report.original_header("To") or report.original_header("Delivered-To")
-    return mime.addresses(to)[:50]
+    removal = [mime.address_in(v) for k, v in fields if k.lower() == "removal-recipient"]
+    return mime.addresses(to)[:50] or [a for a in removal if "@" in a]
+
+
+def parse_unsubscribe(msg: Message, report: Report) -> bool:
+    """An unsubscribe request a mail client sends on its user's behalf (opt-out).
+
+    Apple Mail's "Unsubscribe" button mails the List-Unsubscribe mailto: address
+    with ``X-Apple-Unsubscribe: true``; the person opting out is the sender.
+    """
+    if mime.header(msg, "X-Apple-Unsubscribe").strip().lower() != "true":
+        return False
+    sender = mime.address_in(mime.header(msg, "From"))
+    report.kind = "arf"
+    report.feedback = Feedback(feedback_type="opt-out", user_agent="Apple Mail")
+    report.recipients = [RecipientReport(recipient=sender, action="failed", reason="feedback")]
+    return True
 
 
 def parse_arf(msg: Message, report: Report) -> bool:
     """Fill ``report`` from a feedback report; False when the message is not one."""
     text = feedback_text(msg)
     if not text:
-        return False
+        return parse_unsubscribe(msg, report)
     fields = [f for block in mime.field_blocks(text) for f in block]
     feedback = feedback_of(fields)
     if not feedback.feedback_type:
@@ -73,6 +93,6 @@ def parse_arf(msg: Message, report: Report) -> bool:
     report.feedback = feedback
     report.recipients = [
         RecipientReport(recipient=a, action="failed", reason="feedback")
-        for a in complained_about(feedback, report)
+        for a in complained_about(feedback, report, fields)
     ]
     return True

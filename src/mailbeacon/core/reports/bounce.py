@@ -11,13 +11,14 @@ import re
 from email.message import Message
 
 from mailbeacon.core.reports import dsn, mime
+from mailbeacon.core.reports.classify import command_in, status_in
 from mailbeacon.core.reports.records import RecipientReport, Report
+from mailbeacon.core.reports.rhosts import REMOTE_HOSTS
 from mailbeacon.core.reports.rules import (
     GENERIC,
     GENERIC_RECIPIENT,
     ORIGINAL_STARTS,
     POWERMTA_CATEGORIES,
-    REMOTE_HOSTS,
     REPORT_SENDERS,
     REPORT_SUBJECTS,
     RULES,
@@ -77,19 +78,36 @@ def _address(m: re.Match[str]) -> str:
     return next((groups[g] for g in _GROUPS if groups.get(g)), "")
 
 
-def read_recipients(pattern: re.Pattern[str], section: str) -> list[RecipientReport]:
+def read_recipients(
+    pattern: re.Pattern[str],
+    section: str,
+    *,
+    words_first: bool = False,
+    skip: frozenset[str] = frozenset(),
+) -> list[RecipientReport]:
+    """Recipients named in ``section``, each with the words that go with it.
+
+    Usually the words follow the line naming the address. ``words_first``
+    formats (Lotus Notes, Sendmail v5 transcripts) write them first: the lines
+    since the previous recipient, and the recipient's own line, are its words.
+    """
     found: dict[str, RecipientReport] = {}
     current: RecipientReport | None = None
+    pending: list[str] = []
     lines = 0
     for line in section.splitlines():
         m = pattern.search(line)
         address = _address(m) if m else ""
-        if address:
+        if address and address.lower() not in skip:
             key = address.lower()
             current = found.setdefault(key, RecipientReport(recipient=address, action="failed"))
-            rest = line[m.end() :].strip() if m else ""
-            current.diagnostic = f"{current.diagnostic} {rest}".strip()
-            lines = 0
+            words = (
+                [*pending, line.strip()] if words_first else [line[m.end() :].strip() if m else ""]
+            )
+            current.diagnostic = " ".join([current.diagnostic, *words]).strip()
+            pending, lines = [], 0
+        elif words_first and line.strip():
+            pending.append(line.strip())
         elif current is not None and lines < MAX_DIAG_LINES and line.strip():
             current.diagnostic = f"{current.diagnostic} {line.strip()}".strip()
             lines += 1
@@ -102,7 +120,8 @@ def extract(rule: BounceRule, msg: Message, text: str) -> list[RecipientReport]:
     recipients: list[RecipientReport] = []
     for pattern in (rule.recipient, GENERIC.recipient):
         if pattern is not None and not recipients:
-            recipients = [r for r in read_recipients(pattern, section) if _keep(r, skip)]
+            found = read_recipients(pattern, section, words_first=rule.words_first, skip=skip)
+            recipients = [r for r in found if _keep(r, skip)]
     if recipients:
         return recipients
     # The text names no recipient in a known shape: any address in the error
@@ -111,19 +130,19 @@ def extract(rule: BounceRule, msg: Message, text: str) -> list[RecipientReport]:
     candidates = (
         [a for a in mime.addresses(section) if a.lower() not in skip][:1]
         or _named_elsewhere(msg)
-        or _original_to(msg, text)
+        or _original_to(msg, text, rule)
     )
     return [RecipientReport(recipient=a, action="failed", diagnostic=words) for a in candidates]
 
 
-def _keep(rcpt: RecipientReport, skip: set[str]) -> bool:
+def _keep(rcpt: RecipientReport, skip: frozenset[str]) -> bool:
     return rcpt.recipient.lower() not in skip
 
 
-def _not_recipients(msg: Message) -> set[str]:
+def _not_recipients(msg: Message) -> frozenset[str]:
     """Addresses that are never the failed recipient: ours and the reporter's."""
     own = mime.addresses(mime.header(msg, "To")) + mime.addresses(mime.header(msg, "From"))
-    return {a.lower() for a in own}
+    return frozenset(a.lower() for a in own)
 
 
 def _named_elsewhere(msg: Message) -> list[str]:
@@ -131,12 +150,12 @@ def _named_elsewhere(msg: Message) -> list[str]:
     return mime.addresses(mime.header(msg, "X-Failed-Recipients"))
 
 
-def _original_to(msg: Message, text: str) -> list[str]:
+def _original_to(msg: Message, text: str, rule: BounceRule) -> list[str]:
     """The To of the returned message, attached or quoted after the error text."""
     attached = [v for k, v in dsn.original_headers(msg) if k.lower() == "to"]
     if attached:
         return mime.addresses(attached[0])[:1]
-    m = ORIGINAL_STARTS.search(text)
+    m = (rule.end.search(text) if rule.end else None) or ORIGINAL_STARTS.search(text)
     quoted = mime.headers_of(text[m.end() :].lstrip("-\n ").split("\n\n", 1)[0]) if m else []
     found = [v for k, v in quoted if k.lower() == "to"]
     return mime.addresses(found[0])[:1] if found else []
@@ -201,13 +220,23 @@ def _categories(msg: Message) -> dict[str, str]:
     return found
 
 
-def remote_host_hint(rcpt: RecipientReport, reporting_mta: str) -> str:
+def remote_host_hint(rcpt: RecipientReport, reporting_mta: str, context: str = "") -> str:
     """What a known receiving server means by its reply, from ``REMOTE_HOSTS``."""
-    named = _HOST_SAID.search(rcpt.diagnostic)
-    host = rcpt.remote_mta or (named.group(1) if named else "") or reporting_mta
-    if not host or not rcpt.diagnostic:
+    if not rcpt.diagnostic:
         return ""
+    named = _HOST_SAID.search(rcpt.diagnostic)
+    hosts = [
+        rcpt.remote_mta,
+        named.group(1) if named else "",
+        reporting_mta,
+        rcpt.recipient.rpartition("@")[2],
+    ]
+    hosts = [h.split()[0].strip("[]").rstrip(".").lower() for h in hosts if h.strip()]
+    command = rcpt.command or command_in(rcpt.diagnostic) or command_in(context)
+    reply = f"{rcpt.status or status_in(rcpt.diagnostic)} {command}: {rcpt.diagnostic}"
     for pattern, phrases in REMOTE_HOSTS:
-        if pattern.search(host):
-            return next((reason for p, reason in phrases if p.search(rcpt.diagnostic)), "")
+        if any(pattern.search(h) for h in hosts):
+            found = next((reason for p, reason in phrases if p.search(reply)), "")
+            if found:
+                return found
     return ""

@@ -235,9 +235,13 @@ def says(reason: str, text: str) -> bool:
 
 
 def status_in(text: str) -> str:
-    """The first RFC 3463 code in a diagnostic, e.g. "550 5.1.1 ..." -> "5.1.1"."""
-    m = _STATUS.search(text)
-    return ".".join(m.groups()) if m else ""
+    """The first RFC 3463 code in a diagnostic, e.g. "550 5.1.1 ..." -> "5.1.1".
+
+    In a session transcript the server's "250 2.1.5 Ok" lines come before
+    the refusal: a failure code wins over the success codes before it.
+    """
+    found = [".".join(m.groups()) for m in _STATUS.finditer(text)]
+    return next((c for c in found if c[0] != "2"), found[0] if found else "")
 
 
 def replycode_in(text: str) -> str:
@@ -293,6 +297,8 @@ def _probe(reason: str, coded: str, text: str, command: str) -> bool:
         return loose and says(reason, text)
     if reason == "hostunknown" and coded == "hostunknown":
         return not says("networkerror", text) and not says("notaccept", text)
+    if reason == "hostunknown" and command in ("HELO", "EHLO", "MAIL"):
+        return False  # "invalid domain name" said to HELO or MAIL FROM is about us
     if reason == "mesgtoobig" and coded == "exceedlimit":
         return False  # x.2.3 is the per-mailbox limit, whatever the words say
     return coded == reason or says(reason, text)
@@ -305,6 +311,10 @@ def decide_reason(rcpt: RecipientReport, hint: str = "", context: str = "") -> s
     if hint:
         return hint  # the server's own format said it
     text = " ".join(rcpt.diagnostic.lower().split())
+    if rcpt.diagnostic_type.startswith("x-unix") and re.search(r"[a-z]{3}", text):
+        # A local delivery program's own words ("procmail: ... No such user")
+        # describe its failure, not the recipient's address.
+        return "mailboxfull" if says("mailboxfull", text) else "mailererror"
     coded = hint or reason_by_status(rcpt.status)
     command = rcpt.command or command_in(text)
     found = next((r for r in FIRST_PASS if _probe(r, coded, text, command)), "")
@@ -336,8 +346,8 @@ def _second_pass(rcpt: RecipientReport, coded: str, text: str, context: str, cmd
         return "syntaxerror"
     if rcpt.action == "delayed":
         return "expired"
-    if cmd in ("HELO", "EHLO"):
-        return "blocked"
+    if cmd in ("HELO", "EHLO", "CONN"):
+        return "blocked"  # refused before any address was given: the client is
     if says("vacation", text):
         return "vacation"
     return "onhold" if text.strip() else "undefined"

@@ -88,6 +88,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         r"is not a gateway",
         r"not local host",
         r"that domain isn't in my list of allowed rcpthosts",
+        r"insecure mail relay",
     ),
     "authfailure": (
         r"\bspf\b.{0,40}\b(fail|failed|softfail|not pass|check)",
@@ -323,6 +324,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         r"your (ip|host|server|network) .{0,40}"
         r"(blocked|rejected|denied|refused)",
         r"host network not allowed",
+        r"no access from mail server",
         r"^550 rejected",
     ),
     "virusdetected": (r"virus", r"malware", r"infected", r"trojan", r"\bworm\b"),
@@ -399,9 +401,10 @@ PHRASES: dict[str, tuple[str, ...]] = {
         r"could not deliver for the last",
         r"message will be retried",
         r"delivery failed \d+ attempts",
-        r"has been failing for a long",
+        r"ha(s|ve) been failing for a long",
         r"unable to deliver .{0,30} within",
         r"not been delivered .{0,20} (days|hours)",
+        r"not delivered within \d+ days",
         r"connection timed out",
         r"timed out",
         r"cannot send message for",

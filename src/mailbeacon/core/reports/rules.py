@@ -36,6 +36,7 @@ class BounceRule:
     reasons: tuple[tuple[Pattern, str], ...] = field(default=())  # server phrase -> reason
     reason: str = ""  # what every bounce of this format means, when it means one thing
     need_all: bool = False  # every given recogniser must match, not just one
+    words_first: bool = False  # the words about a recipient come before its address
 
 
 # Where a returned copy of the original message usually begins.
@@ -48,6 +49,7 @@ ORIGINAL_STARTS = rx(
     r"^\s*-+\s*Original message\s*-+",
     r"^Original message headers:",
     r"^Original message follows",
+    r"^Included is a copy of the message header",
     r"^Original mail as follows",
     r"-+ The header of the original message is following\. -+",
     r"^Content-Type: message/rfc822",
@@ -97,6 +99,13 @@ RULES: tuple[BounceRule, ...] = (
         sender=rx(r"@.*\b(dion|ezweb|au)\.ne\.jp", r"@.*\.au\.com"),
         marker=rx(r"^\s*Could not be delivered to: <"),
         recipient=re.compile(rf"Could not be delivered to: <(?P<rcpt>{_ADDR})>", re.I),
+        reasons=(
+            # EZweb's reception filter (the user's own settings).
+            (
+                rx(r"each of the following recipients was rejected by a remote mail server"),
+                "filtered",
+            ),
+        ),
     ),
     BounceRule(
         "qmail",
@@ -120,6 +129,7 @@ RULES: tuple[BounceRule, ...] = (
             r"^This message was created automatically by mail delivery software",
             r"following address\(es\) failed",
             r"^\s*Message delayed for more than",
+            r"recipient addresses that were\s+incorrectly constructed",
         ),
         end=rx(
             r"^-+ This is a copy of the message",
@@ -127,10 +137,15 @@ RULES: tuple[BounceRule, ...] = (
             r"^-+ This is a copy of your message",
         ),
         recipient=re.compile(
-            rf"^  (?:(?P<rcpt>{_ADDR})|<(?P<r3>{_ADDR})>)(?:\s*<(?P<r2>{_ADDR})>)?\s*(?:$|:\s)",
+            # "  a@b <c@d>: malformed address: <c@d> may not follow a@b": the
+            # mailbox Exim refused is the one in angle brackets.
+            rf"^  \S+ <(?P<r4>{_ADDR})>(?=: malformed address)"
+            rf"|^  (?:(?P<rcpt>{_ADDR})|<(?P<r3>{_ADDR})>)(?:\s*<(?P<r2>{_ADDR})>)?\s*(?:$|:\s)",
             re.M,
         ),
         reasons=(
+            # "mailbox is full: retry timeout exceeded": the cause, then the outcome.
+            (rx(r"mailbox is full: retry timeout exceeded"), "mailboxfull"),
             (rx(r"retry timeout exceeded", r"retry time not reached for any host"), "expired"),
             (rx(r"all relevant mx records point to non-existent hosts"), "hostunknown"),
         ),
@@ -140,12 +155,76 @@ RULES: tuple[BounceRule, ...] = (
         sender=rx(r"mailer-daemon@(googlemail|google)\.com"),
         end=rx(r"^\s*-+ ?Original message ?-+"),
         reasons=(
-            (rx(r"the email account that you tried to reach does not exist"), "userunknown"),
+            (
+                rx(
+                    r"the email account that you tried to reach does not exist",
+                    r"because the address couldn't be found\. check for typos",
+                ),
+                "userunknown",
+            ),
             (rx(r"the email account that you tried to reach is over quota"), "mailboxfull"),
+            # Google Groups refusing a post as spam (the group's own filter).
+            (rx(r"to group \S+ was rejected due to spam classification"), "spamdetected"),
             # "DNS type 'mx' lookup of x responded with code NXDOMAIN" comes with
             # a 4.0.0: Google retries, so it is a network error, not a dead domain.
             (rx(r"dns type '?mx'? lookup of \S+ responded with code nxdomain"), "networkerror"),
             (rx(r"dns error: domain name not found"), "hostunknown"),
+        ),
+    ),
+    # Sendmail v5 (no DSN): the transcript gives the server's answers first,
+    # then "554 <address>... <why>"; a refused RCPT shows as ">>> RCPT To:<a>".
+    BounceRule(
+        "v5sendmail",
+        subject=rx(r"^Returned mail: "),
+        marker=rx(r"^\s*-+ Unsent message follows -+"),
+        need_all=True,
+        begin=rx(r"^\s*-+ Transcript of session follows -+"),
+        end=rx(r"^\s*-+ Unsent message follows -+"),
+        recipient=re.compile(
+            rf"^(?:<<< )?\d{{3}} <(?P<rcpt>{_ADDR})>\.\.\.|^>>> RCPT To:\s*<(?P<r2>{_ADDR})>", re.I
+        ),
+        words_first=True,
+    ),
+    # Lotus Notes: "Failure Reasons", the reason, then the address on its own line.
+    BounceRule(
+        "notes",
+        subject=rx(r"^Undeliverable message"),
+        marker=rx(r"^-+ Failure Reasons\s*-+"),
+        need_all=True,
+        begin=rx(r"^-+ Failure Reasons\s*-+"),
+        end=rx(r"^-+ Returned Message\s*-+"),
+        recipient=re.compile(rf"^\s*(?P<rcpt>{_ADDR})\s*$"),
+        words_first=True,
+        reasons=(
+            (rx(r"not listed in public name & address book"), "userunknown"),
+            (rx(r"message has exceeded maximum hop count"), "networkerror"),
+        ),
+    ),
+    # Progress IMail Server (X-Mailer: <SMTP32 vN>): "Unknown user: <address>".
+    BounceRule(
+        "imailserver",
+        header=rx(r"^X-Mailer: <SMTP32 v"),
+        end=rx(r"^Original message follows\."),
+        recipient=re.compile(rf"^(?:[\w ]{{3,40}}: |undeliverable to )(?P<rcpt>{_ADDR})", re.I),
+        words_first=True,
+        reasons=(
+            (rx(r"unknown user", r"invalid final delivery userid"), "userunknown"),
+            (rx(r"unknown host"), "hostunknown"),
+            (rx(r"user mailbox exceeds allowed size"), "mailboxfull"),
+            (rx(r"requested action not taken: virus detected"), "virusdetected"),
+            (rx(r"blacklisted url in message"), "spamdetected"),
+            (rx(r"delivery failed \d+ attempts"), "expired"),
+        ),
+    ),
+    # Verizon Wireless picture/video mail (MMS) gateway.
+    BounceRule(
+        "verizon",
+        sender=rx(r"post_master@vtext\.com", r"sysadmin@.*\.vzwpix\.com"),
+        reasons=(
+            (
+                rx(r"no valid recipients", r"requested action not taken: no such user here"),
+                "userunknown",
+            ),
         ),
     ),
     # Sendmail: a session transcript; "Deferred: <why>" names the cause of a
@@ -179,38 +258,6 @@ RULES: tuple[BounceRule, ...] = (
                 "userunknown",
             ),
         ),
-    ),
-)
-
-# What some receiving servers mean by their own replies, whoever relayed the
-# report: matched against the Remote-MTA (else the Reporting-MTA), then phrase
-# -> reason. Sisimai keeps the same kind of table (Rhost) for these hosts.
-REMOTE_HOSTS: tuple[tuple[Pattern, tuple[tuple[Pattern, str], ...]], ...] = (
-    # au (KDDI) answers its users' reception filters with an address-less
-    # "550 : User unknown"; a missing mailbox gets "550 <address>: User unknown".
-    (
-        rx(r"\.(ezweb\.ne\.jp|au\.com)\b"),
-        (
-            (rx(r"550 : user unknown"), "filtered"),
-            (rx(r">: user unknown"), "userunknown"),
-        ),
-    ),
-    # Orange / Wanadoo / La Poste end each reply with a code such as "LPN007_416"
-    # or "OFR_416"; the last three digits are the documented reason.
-    (
-        rx(r"\b(orange|wanadoo|laposte)\.(fr|net)\b"),
-        (
-            (rx(r"\b[a-z]{3}\d{0,3}_41[68]\b"), "userunknown"),
-            (rx(r"\b[a-z]{3}\d{0,3}_426\b"), "suspend"),
-            (rx(r"\b[a-z]{3}\d{0,3}_505\b"), "systemerror"),
-            (rx(r"\b[a-z]{3}\d{0,3}_506\b"), "spamdetected"),
-            (rx(r"\b[a-z]{3}\d{0,3}_(107|999)\b"), "blocked"),
-        ),
-    ),
-    # Outlook.com / Hotmail say "mailbox unavailable" only of missing mailboxes.
-    (
-        rx(r"\.(hotmail|outlook|live|msn)\.com\b"),
-        ((rx(r"requested action not taken: mailbox unavailable"), "userunknown"),),
     ),
 )
 
