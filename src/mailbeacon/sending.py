@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +22,7 @@ from mailbeacon.core.tokens import Keyring, TrackLevel
 from mailbeacon.errors import MimeError
 from mailbeacon.smtp.dsn import ENVID_MAX_CHARS, xtext_encode
 from mailbeacon.smtp.relay import DsnRequest, Relay, SendResult, parse_relay_url
+from mailbeacon.store import inbound as suppression
 from mailbeacon.store.sql import NewMessage, SqlStore
 
 
@@ -40,13 +41,14 @@ class Outgoing:
     dsn: DsnRequest = field(default_factory=DsnRequest)
     track_attachments: bool = False
     composed: bool = True  # True: To: is set per recipient
+    include_suppressed: bool = False  # send to addresses on the suppression list too
 
 
 @dataclass(frozen=True)
 class Sent:
     recipient: str
     message_id: str
-    status: str  # sent | bounced | deferred
+    status: str  # sent | bounced | deferred | suppressed
     code: int | None
     detail: str
     dsn: bool
@@ -84,9 +86,17 @@ def send(out: Outgoing, *, config: Config, store: SqlStore, keyring: Keyring,
     """Send one copy per recipient; returns the relay's answer for each."""
     if not out.recipients:
         raise MimeError("no recipients: give at least one --to")
+    skipped = {} if out.include_suppressed else suppression.suppressed(store, out.recipients)
+    if skipped:  # the suppression list (docs/inbound.md): no copy, a "suppressed" result
+        rest = tuple(r for r in out.recipients if r not in skipped)
+        done = iter(send(replace(out, recipients=rest, include_suppressed=True), config=config,
+                         store=store, keyring=keyring, clock=clock, relay=relay) if rest else [])
+        return [Sent(r, "", "suppressed", None, skipped[r], False, 0) if r in skipped
+                else next(done) for r in out.recipients]
     now = clock.now()
     campaign = store.campaign(out.campaign, now)
-    source, downloads = out.source, ()
+    source = out.source
+    downloads: tuple[inst.Download, ...] = ()
     if out.track_attachments and out.level is not TrackLevel.OFF:
         source, downloads = _store_attachments(source, store, now)
     envelope_sender = parseaddr(out.sender)[1] or out.sender

@@ -14,18 +14,22 @@ from collections.abc import Sequence
 from mailbeacon import __version__, config
 from mailbeacon.cli import (
     events,
+    inbound,
     judge,
     keys,
+    mdn,
     migrate,
     report,
     send,
     serve,
     settings,
+    suppress,
     timeline,
 )
 from mailbeacon.errors import MailbeaconError
 
-COMMANDS = (serve, send, report, events, timeline, judge, migrate, keys, settings)
+COMMANDS = (serve, send, report, events, timeline, judge, migrate, keys, settings,
+            inbound, suppress, mdn)  # what comes back: docs/inbound.md
 
 
 def settings_parser() -> argparse.ArgumentParser:

@@ -7,9 +7,11 @@ import json
 from typing import Any
 
 from mailbeacon.cli.common import store_for
+from mailbeacon.cli.inbound import delivery_table
 from mailbeacon.cli.table import percent, render
 from mailbeacon.clock import SystemClock
 from mailbeacon.config import Config
+from mailbeacon.core import delivery
 from mailbeacon.core.metrics import (
     Counts,
     Engagement,
@@ -22,6 +24,7 @@ from mailbeacon.core.verdicts import load_country_db
 from mailbeacon.errors import MailbeaconError
 from mailbeacon.judging import Judge, catch_up
 from mailbeacon.store import engagement, queries
+from mailbeacon.store import inbound as inbound_store
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -53,12 +56,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         body = report(counts, args.campaign)
         body["human"] = engagement_report(counts, human)
+        body["delivery"] = delivery.as_json(inbound_store.delivery_counts(store, cid))
         if args.recipients:
             body["recipients"] = [vars(line) for line in lines]
         print(json.dumps(body, indent=2))
         return 0
     print(f"Campaign: {args.campaign or '(all)'}\n")
     print(_figures(counts, human))
+    print("\n" + delivery_table(inbound_store.delivery_counts(store, cid)))  # docs/inbound.md
     _links(human)
     _breakdowns(human)
     if lines:
@@ -110,4 +115,5 @@ def _breakdowns(e: Engagement) -> None:
                          ("country", e.countries)):
         if table:
             print()
-            print(render([title, "hits by people"], sorted(table.items(), key=lambda kv: -kv[1])))
+            rows = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
+            print(render([title, "hits by people"], rows))

@@ -45,6 +45,8 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
     p.add_argument("--dsn", default="failure,delay", metavar="WHEN",
                    help="delivery reports to ask the relay for: any of success,failure,delay, "
                    "or never (default failure,delay)")
+    p.add_argument("--include-suppressed", action="store_true",
+                   help="send to addresses on the suppression list too (mailbeacon suppress)")
     p.add_argument("--json", action="store_true", help="one JSON object per recipient")
     p.set_defaults(run=run)
 
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         campaign=args.campaign, level=TrackLevel(config.track),
         receipt=args.receipt, legacy_receipt=args.receipt_legacy, dsn=dsn,
         track_attachments=args.track_attachments, composed=not args.eml,
+        include_suppressed=args.include_suppressed,
     )
     results = send(outgoing, config=config, store=store_for(config),
                    keyring=keys.load_or_create(config.data_path), clock=clock)

@@ -13,8 +13,10 @@ from starlette.routing import Route
 from mailbeacon import __version__
 from mailbeacon.clock import Clock
 from mailbeacon.config import Config
+from mailbeacon.core import delivery
 from mailbeacon.core.metrics import report
 from mailbeacon.core.tokens import Keyring
+from mailbeacon.store import inbound as inbound_store
 from mailbeacon.store import queries
 from mailbeacon.store.sql import SqlStore
 from mailbeacon.store.writer import GroupCommitter
@@ -39,7 +41,10 @@ def api(store: SqlStore, committer: GroupCommitter | None = None) -> Starlette:
         except queries.UnknownCampaign:
             return JSONResponse({"error": f"no campaign named {name!r}"}, 404)
         counts = await asyncio.to_thread(queries.counts, store, cid)
-        return JSONResponse(report(counts, name))
+        body = report(counts, name)
+        body["delivery"] = delivery.as_json(
+            await asyncio.to_thread(inbound_store.delivery_counts, store, cid))
+        return JSONResponse(body)
 
     async def events_json(request: Request) -> JSONResponse:
         try:

@@ -17,6 +17,7 @@ from granian.server.embed import Server
 from mailbeacon import keys
 from mailbeacon.clock import Clock
 from mailbeacon.config import Config
+from mailbeacon.inbound.service import start_inbound
 from mailbeacon.judging import Judge, catch_up
 from mailbeacon.store.sql import SqlStore, open_store
 from mailbeacon.store.writer import GroupCommitter, Spool
@@ -51,6 +52,7 @@ async def serve(config: Config, clock: Clock) -> None:
         log_access=config.log_access, websockets=False,
     )
     judge_task = asyncio.create_task(judge_forever(store, Judge.from_config(config), clock))
+    stop_inbound = await start_inbound(config, store, keyring, clock)  # docs/inbound.md
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.signal_handler_interrupt)
@@ -60,6 +62,7 @@ async def serve(config: Config, clock: Clock) -> None:
         await server.serve()
     finally:
         judge_task.cancel()
+        await stop_inbound()
         await committer.stop()
         store.close()
         print("mailbeacon: stopped", file=sys.stderr, flush=True)

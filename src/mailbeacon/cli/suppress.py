@@ -1,0 +1,77 @@
+"""``mailbeacon suppress``: the addresses ``send`` skips (list, add, remove)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from mailbeacon.cli.common import store_for
+from mailbeacon.cli.table import render
+from mailbeacon.clock import SystemClock, iso
+from mailbeacon.config import Config
+from mailbeacon.errors import MailbeaconError
+from mailbeacon.store import inbound as db
+
+
+def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "suppress",
+        help="the suppression list",
+        description="Addresses that bounced hard, bounced soft repeatedly or "
+        "complained are put on the list; send skips them unless "
+        "--include-suppressed. See docs/inbound.md.",
+    )
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    q = verbs.add_parser("list", parents=[parent], help="show the list")
+    q.add_argument("--json", action="store_true", help="one JSON object per address")
+    q.set_defaults(run=run_list)
+    q = verbs.add_parser("add", parents=[parent], help="put addresses on the list")
+    q.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    q.add_argument("--reason", default="added by hand")
+    q.set_defaults(run=run_add)
+    q = verbs.add_parser("remove", parents=[parent], help="take addresses off the list")
+    q.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    q.set_defaults(run=run_remove)
+
+
+def run_list(args: argparse.Namespace, config: Config) -> int:
+    rows = db.suppression_list(store_for(config))
+    if args.json:
+        for r in rows:
+            print(
+                json.dumps(
+                    {
+                        "address": r.address,
+                        "reason": r.reason,
+                        "source": r.source,
+                        "inbound": r.inbound,
+                        "created_at": iso(r.created_at),
+                    }
+                )
+            )
+    else:
+        print(
+            render(
+                ["address", "since", "source", "reason"],
+                [(r.address, iso(r.created_at), r.source, r.reason) for r in rows],
+            )
+        )
+    return 0
+
+
+def run_add(args: argparse.Namespace, config: Config) -> int:
+    store = store_for(config)
+    for address in args.addresses:
+        if address.count("@") != 1:
+            raise MailbeaconError(f"{address!r} is not an email address")
+        db.suppress(store, address, args.reason, at=SystemClock().now())
+    return 0
+
+
+def run_remove(args: argparse.Namespace, config: Config) -> int:
+    store = store_for(config)
+    missing = [a for a in args.addresses if not db.unsuppress(store, a)]
+    if missing:
+        raise MailbeaconError(f"not on the list: {', '.join(missing)}")
+    return 0

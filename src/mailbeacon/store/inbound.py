@@ -1,0 +1,342 @@
+"""The store side of what comes back: inbound messages, the suppression list, delivery counts.
+
+An inbound message is written (and committed) before anything is made of it;
+its outcome (matched with its events, quarantined with the reason, or a
+duplicate) is written later in one transaction with the events and any
+suppression it causes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from mailbeacon.core.delivery import DELIVERY_KINDS, DeliveryCounts, tally
+from mailbeacon.core.events import Event, EventKind
+from mailbeacon.inbound.matching import SentCopy
+from mailbeacon.store.schema import events, inbound, messages, suppressions
+from mailbeacon.store.sql import SqlStore
+
+MAX_HEADER_ID = 250
+
+
+@dataclass(frozen=True)
+class InboundRow:
+    id: int
+    received_at: float
+    source: str
+    envelope_from: str
+    envelope_to: tuple[str, ...]
+    status: str
+    kind: str
+    reason: str
+    matched_by: str
+    message: int | None
+    raw: bytes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "received_at": self.received_at,
+            "source": self.source,
+            "envelope_from": self.envelope_from,
+            "envelope_to": list(self.envelope_to),
+            "status": self.status,
+            "kind": self.kind,
+            "reason": self.reason,
+            "matched_by": self.matched_by,
+            "message": self.message,
+            "size": len(self.raw),
+        }
+
+
+@dataclass(frozen=True)
+class Suppression:
+    address: str
+    reason: str
+    source: str
+    inbound: int | None
+    created_at: float
+
+
+def save(
+    store: SqlStore,
+    raw: bytes,
+    *,
+    source: str,
+    at: float,
+    envelope_from: str = "",
+    envelope_to: Sequence[str] = (),
+    header_message_id: str = "",
+) -> int:
+    """Keep ``raw`` as it came; committed when this returns."""
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            inbound.insert().values(
+                received_at=at,
+                source=source,
+                envelope_from=envelope_from[:1000],
+                envelope_to=json.dumps(list(envelope_to)),
+                raw=raw,
+                header_message_id=header_message_id[:MAX_HEADER_ID],
+                sha256=hashlib.sha256(raw).hexdigest(),
+                status="received",
+                kind="",
+                reason="",
+                matched_by="",
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+
+def _row(r: Any) -> InboundRow:
+    return InboundRow(
+        r.id,
+        r.received_at,
+        r.source,
+        r.envelope_from,
+        tuple(json.loads(r.envelope_to or "[]")),
+        r.status,
+        r.kind,
+        r.reason,
+        r.matched_by,
+        r.message,
+        bytes(r.raw),
+    )
+
+
+def get(store: SqlStore, inbound_id: int) -> InboundRow | None:
+    with store.connect() as conn:
+        r = conn.execute(sa.select(inbound).where(inbound.c.id == inbound_id)).first()
+    return _row(r) if r is not None else None
+
+
+def listing(store: SqlStore, status: str | None = None, limit: int = 1000) -> list[InboundRow]:
+    q = sa.select(inbound).order_by(inbound.c.id).limit(limit)
+    if status:
+        q = q.where(inbound.c.status == status)
+    with store.connect() as conn:
+        return [_row(r) for r in conn.execute(q)]
+
+
+def duplicate_of(
+    store: SqlStore, inbound_id: int, sha256: str, header_message_id: str
+) -> int | None:
+    """An earlier message with the same bytes, or the same Message-ID that was matched."""
+    same = inbound.c.sha256 == sha256
+    if header_message_id:
+        same = sa.or_(
+            same,
+            sa.and_(
+                inbound.c.header_message_id == header_message_id[:250],
+                inbound.c.status == "matched",
+            ),
+        )
+    q = (
+        sa.select(inbound.c.id)
+        .where(inbound.c.id < inbound_id, inbound.c.status != "received", same)
+        .limit(1)
+    )
+    with store.connect() as conn:
+        found = conn.scalar(q)
+    return int(found) if found is not None else None
+
+
+def sha_of(store: SqlStore, inbound_id: int) -> tuple[str, str]:
+    with store.connect() as conn:
+        row = conn.execute(
+            sa.select(inbound.c.sha256, inbound.c.header_message_id).where(
+                inbound.c.id == inbound_id
+            )
+        ).one()
+    return str(row.sha256), str(row.header_message_id)
+
+
+def settle(
+    store: SqlStore,
+    inbound_id: int,
+    *,
+    status: str,
+    kind: str,
+    reason: str,
+    at: float,
+    matched_by: str = "",
+    copy: SentCopy | None = None,
+    new_events: Sequence[Event] = (),
+    suppress: Sequence[tuple[str, str, str]] = (),
+) -> None:
+    """The outcome of one inbound message, its events and suppressions, in one transaction."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            inbound.update()
+            .where(inbound.c.id == inbound_id)
+            .values(
+                status=status,
+                kind=kind,
+                reason=reason[:2000],
+                matched_by=matched_by,
+                campaign=copy.campaign if copy else None,
+                message=copy.id if copy else None,
+                processed_at=at,
+            )
+        )
+        if new_events:
+            conn.execute(events.insert(), [e.row() for e in new_events])
+        for address, why, source in suppress:
+            _suppress(conn, address, why, source, inbound_id, at)
+
+
+# -- matching lookups ---------------------------------------------------------------------
+
+
+class SqlLookup:
+    """matching.Lookup over the messages table."""
+
+    def __init__(self, store: SqlStore):
+        self.store = store
+
+    def _one(self, where: Any) -> SentCopy | None:
+        q = (
+            sa.select(
+                messages.c.id,
+                messages.c.campaign,
+                messages.c.message_id,
+                messages.c.recipient,
+                messages.c.sent_at,
+            )
+            .where(where)
+            .limit(2)
+        )
+        with self.store.connect() as conn:
+            rows = conn.execute(q).all()
+        return _copy(rows[0]) if len(rows) == 1 else None
+
+    def by_id(self, message: int) -> SentCopy | None:
+        return self._one(messages.c.id == message)
+
+    def by_message_id(self, message_id: str) -> SentCopy | None:
+        return self._one(messages.c.message_id == message_id) if message_id else None
+
+    def by_envelope_id(self, envid: str) -> SentCopy | None:
+        found = self.by_message_id(f"<{envid}>")
+        if found is None and "@" not in envid and envid:
+            like = envid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            found = self._one(messages.c.message_id.like(f"<{like}@%", escape="\\"))
+        return found
+
+    def sent_to(self, address: str, since: float) -> list[SentCopy]:
+        q = sa.select(
+            messages.c.id,
+            messages.c.campaign,
+            messages.c.message_id,
+            messages.c.recipient,
+            messages.c.sent_at,
+        ).where(
+            messages.c.recipient == address.lower(),
+            messages.c.status == "sent",
+            messages.c.sent_at >= since,
+        )
+        with self.store.connect() as conn:
+            return [_copy(r) for r in conn.execute(q)]
+
+
+def _copy(r: Any) -> SentCopy:
+    return SentCopy(int(r.id), int(r.campaign), r.message_id or "", r.recipient, r.sent_at)
+
+
+# -- suppression list ---------------------------------------------------------------------
+
+
+def _suppress(
+    conn: Any, address: str, reason: str, source: str, inbound_id: int | None, at: float
+) -> None:
+    address = address.strip().lower()
+    found = conn.scalar(sa.select(suppressions.c.address).where(suppressions.c.address == address))
+    if found is None:
+        conn.execute(
+            suppressions.insert().values(
+                address=address,
+                reason=reason[:500],
+                source=source,
+                inbound=inbound_id,
+                created_at=at,
+            )
+        )
+
+
+def suppress(
+    store: SqlStore, address: str, reason: str, *, at: float, source: str = "manual"
+) -> None:
+    with store.engine.begin() as conn:
+        _suppress(conn, address, reason, source, None, at)
+
+
+def unsuppress(store: SqlStore, address: str) -> bool:
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            suppressions.delete().where(suppressions.c.address == address.strip().lower())
+        )
+        return bool(result.rowcount)
+
+
+def suppression_list(store: SqlStore) -> list[Suppression]:
+    with store.connect() as conn:
+        rows = conn.execute(
+            sa.select(suppressions).order_by(suppressions.c.created_at, suppressions.c.address)
+        )
+        return [Suppression(r.address, r.reason, r.source, r.inbound, r.created_at) for r in rows]
+
+
+def suppressed(store: SqlStore, addresses: Iterable[str]) -> dict[str, str]:
+    """Of ``addresses``, those on the list, with the reason."""
+    wanted = {a.strip().lower(): a for a in addresses}
+    if not wanted:
+        return {}
+    with store.connect() as conn:
+        rows = conn.execute(
+            sa.select(suppressions.c.address, suppressions.c.reason).where(
+                suppressions.c.address.in_(list(wanted))
+            )
+        )
+        return {wanted[a]: reason for a, reason in rows}
+
+
+def soft_bounces(store: SqlStore, address: str, since: float) -> int:
+    """Soft bounce reports for copies sent to ``address`` since ``since``."""
+    q = (
+        sa.select(events.c.detail)
+        .select_from(events.join(messages, messages.c.id == events.c.message))
+        .where(
+            messages.c.recipient == address.lower(),
+            events.c.kind == EventKind.BOUNCED,
+            events.c.at >= since,
+        )
+    )
+    with store.connect() as conn:
+        details = [json.loads(d) if d else {} for d in conn.scalars(q)]
+    return sum(1 for d in details if d.get("source") == "report" and not d.get("hard"))
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+def delivery_counts(store: SqlStore, campaign: int | None = None) -> DeliveryCounts:
+    sent_q = sa.select(sa.func.count()).select_from(messages).where(messages.c.status == "sent")
+    ev_q = sa.select(events.c.kind, events.c.message, events.c.detail).where(
+        events.c.kind.in_([str(k) for k in DELIVERY_KINDS]), events.c.message != 0
+    )
+    if campaign is not None:
+        sent_q = sent_q.where(messages.c.campaign == campaign)
+        ev_q = ev_q.where(events.c.campaign == campaign)
+    with store.connect() as conn:
+        sent = int(conn.scalar(sent_q) or 0)
+        rows = [(k, int(m), json.loads(d) if d else {}) for k, m, d in conn.execute(ev_q)]
+        listed = int(conn.scalar(sa.select(sa.func.count()).select_from(suppressions)) or 0)
+    return tally(rows, sent=sent, suppressed=listed)
