@@ -106,3 +106,18 @@ def test_anonymous_hits_are_judged_alone(store: SqlStore) -> None:
     _hits(store, c, 0, ("open", 10, "Mozilla/5.0", 0), ("open", 20, FIREFOX, 0))
     catch_up(store, Judge(), T0 + 100)
     assert _current(store) == ["prefetch", "human"]
+
+
+def test_a_reread_elsewhere_is_reported_never_certain(store: SqlStore) -> None:
+    c, m = _copy(store)
+    iphone = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+              "(KHTML, like Gecko) Mobile/15E148")
+    _hits(store, c, m, ("open", 3600, FIREFOX, 0))
+    append = store.appender()
+    append([("open", T0 + 7200, c, m, 0, "", "GET", "203.0.113.9", iphone, "")])
+    append.close()
+    catch_up(store, Judge(), T0 + 8000)
+    second = queries.list_events(store)[1]
+    assert second.verdict == "human" and second.confidence is not None
+    assert second.confidence < 1 and any("elsewhere" in r for r in second.reasons)
+    assert engagement.engagement(store).opened_elsewhere == 1

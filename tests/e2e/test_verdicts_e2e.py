@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from mailbeacon.cli.main import main
 from mailbeacon.store.schema import messages

@@ -84,6 +84,7 @@ def _figures(c: Counts, e: Engagement) -> str:
         ("opens (pixel hits)", c.opens, ""),
         ("unique opens", c.unique_opens, e.opened_by_person),
         ("  opened only by machines", "", e.only_machines),
+        ("  opened elsewhere too (forward or other device?)", "", e.opened_elsewhere),
         ("  by verdict: human / proxy", "", f"{by.get('human', 0)} / {by.get('proxy', 0)}"),
         ("  by verdict: prefetch+scanner / self / unknown", "",
          f"{machine_opens} / {by.get('self', 0)} / {by.get('unknown', 0)}"),

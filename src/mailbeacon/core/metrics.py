@@ -98,6 +98,7 @@ class Engagement:
     only_machines: int = 0
     not_opened: int = 0
     bounced_later: int = 0  # accepted copies a bounce report came back for
+    opened_elsewhere: int = 0  # copies re-opened from another client and network: never certain
     human_clicks: int = 0
     unique_human_clicks: int = 0
     machine_clicks: int = 0  # prefetch and scanner verdicts, honeypot included

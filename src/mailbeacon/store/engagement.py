@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mailbeacon.core.metrics import Engagement, HumanLink, RecipientLine
-from mailbeacon.core.verdicts import client_of, country
+from mailbeacon.core.verdicts import ELSEWHERE, client_of, country
 from mailbeacon.core.verdicts.model import Hit, Verdict
 from mailbeacon.store.schema import events, messages, verdicts
 from mailbeacon.store.sql import SqlStore
@@ -32,7 +32,7 @@ def engagement(store: SqlStore, campaign: int | None = None,
     verdict = sa.func.coalesce(verdicts.c.verdict, "unknown").label("verdict")
     hits = (sa.select(events.c.id, events.c.kind, events.c.message, events.c.url,
                       events.c.user_agent, events.c.ip, events.c.at, events.c.method,
-                      verdict)
+                      verdict, verdicts.c.reasons)
             .select_from(events.outerjoin(verdicts, _current()))
             .where(events.c.kind.in_((*OPENING, "honeypot")), events.c.message != 0))
     with store.connect() as conn:
@@ -76,6 +76,7 @@ def engagement(store: SqlStore, campaign: int | None = None,
         only_machines=statuses.get("only by machines", 0),
         not_opened=statuses.get("not opened", 0),
         bounced_later=bounced_later,
+        opened_elsewhere=len({r.message for r in rows if r.reasons and ELSEWHERE in r.reasons}),
         human_clicks=len(human_clicks),
         unique_human_clicks=len({r.message for r in human_clicks}),
         machine_clicks=sum(1 for r in clicks if r.verdict in ("prefetch", "scanner")),
