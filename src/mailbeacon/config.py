@@ -168,6 +168,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("country-db", "", "A CSV file of IP ranges to countries (DB-IP lite format) for "
             "offline country lookups; empty: the optional iptocc package if installed.",
             _optional_file, "FILE"),
+    Setting("judge", "true", "Run the judge (person-vs-machine verdicts) inside serve. Set "
+            "false on tracking-only servers and run `mailbeacon judge --follow` elsewhere.",
+            _bool, "BOOL"),
     Setting("honeypot", "false", "Add an invisible link to HTML mail; a click on it is a "
             "machine for certain. Off by default: see docs/verdicts.md.", _bool, "BOOL"),
     # -- what comes back (docs/inbound.md) --

@@ -46,6 +46,7 @@ log = logging.getLogger("mailbeacon.judge")
 HIT_KINDS = ("open", "click", "download", "honeypot")
 EVIDENCE_KINDS = ("delivered", "replied", "read")
 CURSOR = "main"
+JUDGE_EVERY = 0.5  # seconds between passes of a running judge
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 from mailbeacon.cli.common import store_for
@@ -11,7 +12,7 @@ from mailbeacon.cli.table import render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
 from mailbeacon.errors import MailbeaconError
-from mailbeacon.judging import Judge, catch_up, rejudge_all
+from mailbeacon.judging import JUDGE_EVERY, Judge, catch_up, rejudge_all
 from mailbeacon.store import engagement
 
 
@@ -22,6 +23,8 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
         "on its own every half second). --all judges everything again, e.g. after changing "
         "--own-networks or --ip-labels; verdicts that change keep their history.")
     p.add_argument("--all", action="store_true", help="re-judge every hit")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="keep judging as events arrive (for servers run with --judge false)")
     p.set_defaults(run=run_judge)
     e = sub.add_parser(
         "explain", parents=[parent], help="one hit, its verdict and the reasons",
@@ -35,6 +38,10 @@ def run_judge(args: argparse.Namespace, config: Config) -> int:
     store, judge, now = store_for(config), Judge.from_config(config), SystemClock().now()
     if args.all:
         print(f"{rejudge_all(store, judge, now)} verdicts changed")
+    elif args.follow:
+        while True:
+            catch_up(store, judge, SystemClock().now())
+            time.sleep(JUDGE_EVERY)
     else:
         print(f"{catch_up(store, judge, now)} new events read")
     return 0

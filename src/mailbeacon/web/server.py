@@ -18,13 +18,12 @@ from mailbeacon import keys
 from mailbeacon.clock import Clock
 from mailbeacon.config import Config
 from mailbeacon.inbound.service import start_inbound
-from mailbeacon.judging import Judge, catch_up
+from mailbeacon.judging import JUDGE_EVERY, Judge, catch_up
 from mailbeacon.store.sql import SqlStore, open_store
 from mailbeacon.store.writer import GroupCommitter, Spool
 from mailbeacon.web.app import create_app
 
 log = logging.getLogger("mailbeacon.server")
-JUDGE_EVERY = 0.5  # seconds between judge passes
 
 
 async def judge_forever(store: SqlStore, judge: Judge, clock: Clock,
@@ -51,7 +50,8 @@ async def serve(config: Config, clock: Clock) -> None:
         interface=Interfaces.ASGINL, backlog=2048, log_enabled=config.log_access,
         log_access=config.log_access, websockets=False,
     )
-    judge_task = asyncio.create_task(judge_forever(store, Judge.from_config(config), clock))
+    judge_task = (asyncio.create_task(judge_forever(store, Judge.from_config(config), clock))
+                  if config.judge else None)
     stop_inbound = await start_inbound(config, store, keyring, clock)  # docs/inbound.md
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,7 +61,8 @@ async def serve(config: Config, clock: Clock) -> None:
     try:
         await server.serve()
     finally:
-        judge_task.cancel()
+        if judge_task:
+            judge_task.cancel()
         await stop_inbound()
         await committer.stop()
         store.close()
