@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,99 +61,172 @@ class Judge:
                    labels)
 
 
-def catch_up(store: SqlStore, judge_: Judge, now: float, batch: int = 5000) -> int:
-    """Judge everything that arrived since the last pass; returns the events read."""
+def catch_up(store: SqlStore, judge_: Judge, now: float, batch: int = 2000,
+             stop: threading.Event | None = None, passes: int | None = None) -> int:
+    """Judge everything that arrived since the last pass; returns the events read.
+
+    Each pass reads without holding a write lock, judges in memory, then writes
+    in one short transaction, so the tracking server's group commits are never
+    kept waiting behind the judge for long. ``stop`` ends it between passes.
+    """
     total = 0
-    while True:
+    while (stop is None or not stop.is_set()) and passes != 0:
         try:
             read = _one_pass(store, judge_, now, batch)
         except OperationalError as exc:  # another writer held the lock: next time
             log.debug("judge pass deferred: %s", exc)
             return total
         total += read
+        passes = None if passes is None else passes - 1
         if read < batch:
-            return total
+            break
+    return total
 
 
 def rejudge_all(store: SqlStore, judge_: Judge, now: float) -> int:
     """Judge every copy again from scratch (after changing own networks, labels, ...)."""
-    with store.engine.begin() as conn:
+    with store.engine.connect() as conn:
         ids = [int(m) for m in conn.scalars(sa.select(events.c.message).distinct().where(
-            events.c.kind.in_(HIT_KINDS)))]
+            events.c.kind.in_(HIT_KINDS), events.c.message != 0))]
         anonymous = list(conn.execute(sa.select(events).where(
             events.c.message == 0, events.c.kind.in_(HIT_KINDS))))
-        changed = sum(_judge_copy(conn, m, judge_, now) for m in ids if m)
-        changed += _judge_anonymous(conn, anonymous, judge_, now)
-    return changed
+        work = _read_copies(conn, ids)
+        current = _current_verdicts(conn, [e.id for rows in work.values() for e in rows[1]]
+                                    + [e.id for e in anonymous])
+    plan = _plan(work, anonymous, judge_, now, current)
+    with store.engine.begin() as conn:
+        _write(conn, plan, now)
+    return len(plan.verdicts)
 
 
 class _LostRace(Exception):
-    """Another judge moved the cursor while this pass worked: roll this one back."""
+    """Another judge moved the cursor while this pass worked: its verdicts stand, not ours."""
+
+
+@dataclass
+class _Plan:
+    """What a pass will write: new verdict rows, the rows they replace, copy statuses."""
+
+    verdicts: list[tuple[int, int, Verdict]] = field(default_factory=list)  # event, copy, v
+    stale: list[int] = field(default_factory=list)  # verdict row ids no longer current
+    engagement: dict[int, str | None] = field(default_factory=dict)
 
 
 def _one_pass(store: SqlStore, judge_: Judge, now: float, batch: int) -> int:
-    try:
-        return _pass_in_transaction(store, judge_, now, batch)
-    except (_LostRace, IntegrityError):  # IntegrityError: two first passes made the cursor
-        return 0
-
-
-def _pass_in_transaction(store: SqlStore, judge_: Judge, now: float, batch: int) -> int:
-    with store.engine.begin() as conn:
+    with store.engine.connect() as conn:  # read phase: no write lock held
         seen = conn.scalar(sa.select(judge_cursor.c.last_event).where(
             judge_cursor.c.name == CURSOR))
-        if seen is None:
-            conn.execute(judge_cursor.insert().values(name=CURSOR, last_event=0))
-            seen = 0
-        rows = list(conn.execute(sa.select(events).where(events.c.id > seen)
+        rows = list(conn.execute(sa.select(events).where(events.c.id > (seen or 0))
                                  .order_by(events.c.id).limit(batch)))
         if not rows:
             return 0
-        touched = {r.message for r in rows if r.message and r.kind in HIT_KINDS + EVIDENCE_KINDS}
-        for message in sorted(touched):
-            _judge_copy(conn, message, judge_, now)
+        touched = sorted({r.message for r in rows
+                          if r.message and r.kind in HIT_KINDS + EVIDENCE_KINDS})
+        work = _read_copies(conn, touched)
         anonymous = [r for r in rows if not r.message and r.kind in HIT_KINDS]
-        _judge_anonymous(conn, anonymous, judge_, now)
-        moved = conn.execute(judge_cursor.update().where(
-            judge_cursor.c.name == CURSOR, judge_cursor.c.last_event == seen,
-        ).values(last_event=rows[-1].id))
-        if moved.rowcount != 1:
-            raise _LostRace
-        return len(rows)
+        current = _current_verdicts(conn, [e.id for _, es in work.values() for e in es]
+                                    + [e.id for e in anonymous])
+    plan = _plan(work, anonymous, judge_, now, current)
+    try:
+        with store.engine.begin() as conn:  # write phase: short
+            if seen is None:
+                conn.execute(judge_cursor.insert().values(name=CURSOR, last_event=rows[-1].id))
+            else:
+                moved = conn.execute(judge_cursor.update().where(
+                    judge_cursor.c.name == CURSOR, judge_cursor.c.last_event == seen,
+                ).values(last_event=rows[-1].id))
+                if moved.rowcount != 1:
+                    raise _LostRace
+            _write(conn, plan, now)
+    except (_LostRace, IntegrityError):  # IntegrityError: two first passes made the cursor
+        return 0
+    return len(rows)
 
 
-def _judge_copy(conn: Connection, message: int, judge_: Judge, now: float) -> int:
-    row = conn.execute(sa.select(messages.c.sent_at, messages.c.created_at, messages.c.links)
-                       .where(messages.c.id == message)).first()
-    copy_events = list(conn.execute(sa.select(events).where(events.c.message == message)))
-    hits = [_hit(e) for e in copy_events if e.kind in HIT_KINDS]
+def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+def _read_copies(conn: Connection, ids: list[int]) -> dict[int, tuple[Any, list[Any]]]:
+    """For each copy: its messages row (or None) and all its events."""
+    found: dict[int, tuple[Any, list[Any]]] = {m: (None, []) for m in ids}
+    for chunk in _chunks(ids):
+        for row in conn.execute(sa.select(messages.c.id, messages.c.sent_at,
+                                          messages.c.created_at, messages.c.links)
+                                .where(messages.c.id.in_(chunk))):
+            found[row.id] = (row, found[row.id][1])
+        for e in conn.execute(sa.select(events).where(events.c.message.in_(chunk))
+                              .order_by(events.c.id)):
+            found[e.message][1].append(e)
+    return found
+
+
+def _current_verdicts(conn: Connection, event_ids: list[int]) -> dict[int, Any]:
+    current: dict[int, Any] = {}
+    for chunk in _chunks(sorted(set(event_ids))):
+        for r in conn.execute(sa.select(verdicts).where(
+                verdicts.c.event.in_(chunk), verdicts.c.current.is_(True))):
+            current[r.event] = r
+    return current
+
+
+def _plan(work: dict[int, tuple[Any, list[Any]]], anonymous: list[Any], judge_: Judge,
+          now: float, current: dict[int, Any]) -> _Plan:
+    plan = _Plan()
+    for message, (row, copy_events) in work.items():
+        hits = [_hit(e) for e in copy_events if e.kind in HIT_KINDS]
+        evidence = _evidence(row, copy_events, hits, now)
+        found = judge(hits, evidence, judge_.sender, judge_.ip_labels)
+        _compare(plan, message, found, current)
+        if row is not None:
+            answered = evidence.replied_at or evidence.read_receipt_at
+            plan.engagement[message] = (message_status(hits, found, evidence)
+                                        if hits or answered else None)
+    for r in anonymous:  # tied to no copy: each judged alone, on what it says of itself
+        hit = _hit(r)
+        evidence = Evidence(sent_at=hit.at - 86_400)  # no send time to measure against
+        _compare(plan, 0, judge([hit], evidence, judge_.sender, judge_.ip_labels), current)
+    return plan
+
+
+def _evidence(row: Any, copy_events: list[Any], hits: list[Hit], now: float) -> Evidence:
     if row is None:  # a signed token for a copy this store does not know
         sent_at, links = min((h.at for h in hits), default=now), 0
     else:
         sent_at, links = row.sent_at or row.created_at, len(json.loads(row.links or "[]"))
-    evidence = Evidence(
+    return Evidence(
         sent_at=sent_at, link_count=links,
         delivered_at=_first(copy_events, "delivered"),
         replied_at=_first(copy_events, "replied"),
         read_receipt_at=_first(copy_events, "read", manual_only=True),
     )
-    found = judge(hits, evidence, judge_.sender, judge_.ip_labels)
-    changed = _store(conn, message, found, now)
-    if row is not None:
-        conn.execute(messages.update().where(messages.c.id == message).values(
-            engagement=message_status(hits, found, evidence) if hits or evidence.replied_at
-            or evidence.read_receipt_at else None))
-    return changed
 
 
-def _judge_anonymous(conn: Connection, rows: Iterable[Any], judge_: Judge, now: float) -> int:
-    """Hits tied to no copy: each judged alone, on what it says of itself."""
-    changed = 0
-    for r in rows:
-        hit = _hit(r)
-        evidence = Evidence(sent_at=hit.at - 86_400)  # no send time to measure against
-        changed += _store(conn, 0, judge([hit], evidence, judge_.sender, judge_.ip_labels), now)
-    return changed
+def _compare(plan: _Plan, message: int, found: dict[int, Verdict],
+             current: dict[int, Any]) -> None:
+    for event, v in found.items():
+        old = current.get(event)
+        if old is not None and (old.verdict, round(old.confidence, 2), old.reasons) == (
+                v.verdict, round(v.confidence, 2), json.dumps(list(v.reasons))):
+            continue
+        if old is not None:
+            plan.stale.append(old.id)
+        plan.verdicts.append((event, message, v))
+
+
+def _write(conn: Connection, plan: _Plan, now: float) -> None:
+    for chunk in _chunks(plan.stale):
+        conn.execute(verdicts.update().where(verdicts.c.id.in_(chunk)).values(current=False))
+    if plan.verdicts:
+        conn.execute(verdicts.insert(), [
+            {"event": event, "message": message, "verdict": v.verdict,
+             "confidence": v.confidence, "reasons": json.dumps(list(v.reasons)),
+             "judged_at": now, "current": True} for event, message, v in plan.verdicts])
+    if plan.engagement:
+        conn.execute(messages.update().where(messages.c.id == sa.bindparam("copy"))
+                     .values(engagement=sa.bindparam("new_engagement")),
+                     [{"copy": m, "new_engagement": st} for m, st in plan.engagement.items()])
 
 
 def _hit(e: Any) -> Hit:
@@ -172,30 +245,3 @@ def _first(rows: list[Any], kind: str, manual_only: bool = False) -> float | Non
                 continue
         times.append(float(e.at))
     return min(times, default=None)
-
-
-def _store(conn: Connection, message: int, found: dict[int, Verdict], now: float) -> int:
-    if not found:
-        return 0
-    current: dict[int, Any] = defaultdict(lambda: None)
-    for r in conn.execute(sa.select(verdicts).where(
-            verdicts.c.event.in_(list(found)), verdicts.c.current.is_(True))):
-        current[r.event] = r
-    changed = []
-    for event, v in found.items():
-        old = current[event]
-        reasons = json.dumps(list(v.reasons))
-        if old is not None and (old.verdict, round(old.confidence, 2), old.reasons) == (
-                v.verdict, round(v.confidence, 2), reasons):
-            continue
-        changed.append((event, old, v, reasons))
-    if not changed:
-        return 0
-    stale = [old.id for _, old, _, _ in changed if old is not None]
-    if stale:
-        conn.execute(verdicts.update().where(verdicts.c.id.in_(stale)).values(current=False))
-    conn.execute(verdicts.insert(), [
-        {"event": event, "message": message, "verdict": v.verdict, "confidence": v.confidence,
-         "reasons": reasons, "judged_at": now, "current": True}
-        for event, _, v, reasons in changed])
-    return len(changed)
