@@ -459,6 +459,7 @@ def serve_cmd(opts: argparse.Namespace, data_dir: Path, db_url: str, port: int) 
         "--public-url": url,
         "--db": db_url,
         "--commit-batch": str(opts.commit_batch or ""),
+        "--judge": "false" if opts.no_judge else "",
     }
     cmd = [sys.executable, "-m", opts.server_module, "serve"]
     for flag, value in flags.items():
@@ -638,6 +639,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="pass --commit-batch N to mailbeacon serve (default: its own)",
     )
     p.add_argument(
+        "--no-judge",
+        action="store_true",
+        help="run serve with --judge false (verdicts judged elsewhere): the hot path alone",
+    )
+    p.add_argument(
         "--server-module",
         default="mailbeacon",
         help="run `python -m MODULE serve` instead (a patched server, src/ untouched)",
@@ -682,6 +688,7 @@ def report(opts: argparse.Namespace, nginx: list[Run], pixel: Run, click: Run) -
     """Print the table and the verdict (and write --json); True when the goal is met."""
     store = "PostgreSQL" if opts.db.startswith("postgres") else "SQLite"
     batch = f", --commit-batch {opts.commit_batch}" if opts.commit_batch else ""
+    batch += ", --judge false" if opts.no_judge else ""
     module = f", python -m {opts.server_module}" if opts.server_module != "mailbeacon" else ""
     print(
         f"\nmailbeacon at {revision()}, store {store}{batch}{module}; "
