@@ -25,6 +25,8 @@ from mailbeacon.smtp.relay import DsnRequest, Relay, SendResult, parse_relay_url
 from mailbeacon.store import inbound as suppression
 from mailbeacon.store.sql import NewMessage, SqlStore
 
+CHUNK = 200  # copies instrumented and held in memory at once
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -112,20 +114,26 @@ def send(out: Outgoing, *, config: Config, store: SqlStore, keyring: Keyring,
     )
     recipients = [inst.Recipient(r, i if out.level is TrackLevel.IDENTIFIED else 0)
                   for r, i in zip(out.recipients, ids, strict=True)]
-    copies = inst.instrument(source, recipients, options, keyring, clock)
-    for copy, message in zip(copies, ids, strict=True):
-        store.set_prepared(message, copy.message_id, copy.links)
     own = relay is None
     relay = relay or Relay(parse_relay_url(config.smtp), attempts=config.send_attempts,
                            backoff=config.send_backoff)
-    results = []
+    results: list[Sent] = []
     try:
         if own:
             relay.__enter__()
-        for copy, message in zip(copies, ids, strict=True):
-            answer = relay.send(copy.envelope_from or envelope_sender, copy.recipient, copy.data,
-                                envid=envelope_id(copy.message_id), dsn=out.dsn)
-            results.append(_record(store, clock, campaign, message, copy, answer))
+        # A chunk at a time: a 50,000-recipient newsletter is never all in memory.
+        for start in range(0, len(recipients), CHUNK):
+            part, part_ids = recipients[start:start + CHUNK], ids[start:start + CHUNK]
+            copies = inst.instrument(source, part, options, keyring, clock)
+            store.set_prepared_many([(m, c.message_id, c.links)
+                                     for m, c in zip(part_ids, copies, strict=True)])
+            for copy, message in zip(copies, part_ids, strict=True):
+                answer = relay.send(copy.envelope_from or envelope_sender, copy.recipient,
+                                    copy.data, envid=envelope_id(copy.message_id), dsn=out.dsn)
+                results.append(_record(store, clock, campaign, message, copy, answer))
+    except BaseException:
+        store.discard_queued(ids)  # copies never handed to the relay leave no trace
+        raise
     finally:
         if own:
             relay.__exit__(None, None, None)

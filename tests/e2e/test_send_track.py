@@ -160,10 +160,13 @@ def test_tracking_levels(level: str, setup: tuple[ServerProcess, SmtpSink, list[
 def test_bad_usage_is_a_clear_error(setup: tuple[ServerProcess, SmtpSink, list[str]],
                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, _, common = setup
-    (tmp_path / "broken.eml").write_bytes(b"Content-Type: multipart/mixed\r\n\r\nno boundary\r\n")
+    (tmp_path / "broken.eml").write_bytes(b"From: me@example.com\r\nContent-Type: "
+                                          b"multipart/mixed\r\n\r\nno boundary\r\n")
     assert main(["send", *common, "--from", "me@example.com", "--to", "a@example.net",
                  "--eml", str(tmp_path / "broken.eml")]) == 1
-    assert "error" in capsys.readouterr().err
+    assert "malformed MIME" in capsys.readouterr().err
+    assert main(["report", *common, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["recipients"] == 0  # nothing half-made is kept
     assert main(["send", *common, "--from", "nobody", "--to", "a@example.net", "--text",
                  str(tmp_path / "body.txt")]) == 1
     assert "not an email address" in capsys.readouterr().err

@@ -135,9 +135,23 @@ class SqlStore:
         return ids
 
     def set_prepared(self, message: int, message_id: str, links: Sequence[str]) -> None:
+        self.set_prepared_many([(message, message_id, links)])
+
+    def set_prepared_many(self, prepared: Sequence[tuple[int, str, Sequence[str]]]) -> None:
+        """Each copy's Message-ID and links, once instrumented, in one transaction."""
+        if not prepared:
+            return
         with self.engine.begin() as conn:
-            conn.execute(messages.update().where(messages.c.id == message).values(
-                message_id=message_id, links=json.dumps(list(links))))
+            conn.execute(messages.update().where(messages.c.id == sa.bindparam("copy")).values(
+                message_id=sa.bindparam("new_message_id"), links=sa.bindparam("new_links")),
+                [{"copy": m, "new_message_id": mid, "new_links": json.dumps(list(links))}
+                 for m, mid, links in prepared])
+
+    def discard_queued(self, ids: Sequence[int]) -> None:
+        """Forget copies that were created but never handed to the relay."""
+        with self.engine.begin() as conn:
+            conn.execute(messages.delete().where(messages.c.id.in_(list(ids)),
+                                                 messages.c.status == "queued"))
 
     def record_send(self, message: int, event: Event, *, code: int | None, detail: str,
                     dsn: bool) -> None:
