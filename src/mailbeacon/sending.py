@@ -18,6 +18,8 @@ from mailbeacon.clock import Clock
 from mailbeacon.config import Config
 from mailbeacon.core import instrument as inst
 from mailbeacon.core.events import Event, EventKind
+from mailbeacon.core.reports.classify import classify
+from mailbeacon.core.reports.records import RecipientReport
 from mailbeacon.core.tokens import Keyring, TrackLevel
 from mailbeacon.errors import MimeError
 from mailbeacon.smtp.dsn import ENVID_MAX_CHARS, xtext_encode
@@ -157,12 +159,28 @@ _KIND = {"sent": EventKind.SENT, "bounced": EventKind.BOUNCED, "deferred": Event
 
 def _record(store: SqlStore, clock: Clock, campaign: int, message: int,
             copy: inst.TrackedCopy, answer: SendResult) -> Sent:
-    detail = {"code": answer.code, "message": answer.message, "dsn_requested": answer.dsn,
-              "attempts": answer.attempts, "message_id": copy.message_id}
+    detail: dict[str, object] = {
+        "code": answer.code, "message": answer.message, "dsn_requested": answer.dsn,
+        "attempts": answer.attempts, "message_id": copy.message_id}
+    refusal = _refusal(copy.recipient, answer)
+    if refusal is not None:
+        detail.update(reason=refusal.reason, hard=refusal.hard, status=refusal.status)
     event = Event(_KIND[answer.status], clock.now(), campaign, message, detail=detail)
     store.record_send(message, event, code=answer.code, detail=answer.message, dsn=answer.dsn)
+    if refusal is not None and refusal.hard:  # one hard bounce is enough (docs/inbound.md)
+        suppression.suppress(store, copy.recipient, f"{refusal.reason}: {answer.message}",
+                             at=event.at, source="hard-bounce")
     return Sent(copy.recipient, copy.message_id, answer.status, answer.code, answer.message,
                 answer.dsn, answer.attempts)
+
+
+def _refusal(recipient: str, answer: SendResult) -> RecipientReport | None:
+    """A 5xx at send time, classified like a bounce report would be."""
+    if answer.status != "bounced" or answer.code is None or answer.code // 100 != 5:
+        return None
+    return classify(RecipientReport(
+        recipient=recipient, action="failed", diagnostic=f"{answer.code} {answer.message}",
+        diagnostic_type="smtp", replycode=str(answer.code)))
 
 
 def _store_attachments(source: bytes, store: SqlStore,

@@ -132,6 +132,13 @@ def test_refusals_at_send_time(setup: tuple[ServerProcess, SmtpSink, list[str]],
     _, out = _cli(capsys, "timeline", *common, "gone@example.net", "--json")
     [event] = json.loads(out)
     assert event["kind"] == "bounced" and "user unknown" in event["detail"]["message"]
+    assert (event["detail"]["reason"], event["detail"]["hard"]) == ("userunknown", True)
+    # A hard bounce at send time puts the address on the suppression list ...
+    _, out = _cli(capsys, "suppress", "list", *common)
+    assert "gone@example.net" in out and "busy@example.net" not in out
+    code, out = _cli(capsys, "send", *common, "--from", "me@example.com", "--to",
+                     "gone@example.net", "--text", str(tmp_path / "body.txt"), "--json")
+    assert json.loads(out)["status"] == "suppressed"  # ... which send honours
 
 
 @pytest.mark.parametrize("level", ["anonymous", "off"])
