@@ -136,3 +136,19 @@ def test_api_and_health(server: ServerProcess) -> None:
     assert httpx.get(f"{server.url}/api/report?campaign=nope").status_code == 404
     assert httpx.get(f"{server.url}/api/events?after=x").status_code == 400
     assert httpx.get(f"{server.url}/nothing-here").status_code == 404
+
+
+def test_serve_refuses_to_start_without_its_store(tmp_path: Path) -> None:
+    """It never answers hits it could not record: no store, no server."""
+    import subprocess
+    import sys
+
+    (tmp_path / "file").write_text("not a directory")
+    for db in ("postgresql://nobody@127.0.0.1:1/none", f"sqlite:///{tmp_path}/file/x.db",
+               "mysql+nodriver://x/y"):
+        done = subprocess.run([sys.executable, "-m", "mailbeacon", "serve", "--data-dir",
+                               str(tmp_path / "d"), "--db", db, "--http", "127.0.0.1:0"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, db
+        assert "mailbeacon: error:" in done.stderr and "store" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

@@ -257,7 +257,8 @@ def _make_sqlite_dir(url: str) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the directory for {path}: {exc}") from exc
+            raise StoreError(
+                f"cannot create the directory for the SQLite store {path}: {exc}") from exc
 
 
 def open_store(url: str, *, create: bool = True, now: float = 0.0) -> SqlStore:
