@@ -618,11 +618,11 @@ def test_compose_needs_a_body() -> None:
 
 
 def test_qp_helper_joins_runs_without_long_lines() -> None:
-    from mailbeacon.core.instrument import _qp_run
+    from mailbeacon.core.mime import qp_run
 
     for n in range(70, 160):
         for filler in (b"x", b"\xc3\xa9", b"=", b" "):
             run_ = filler * n
-            encoded = _qp_run(run_)
+            encoded = qp_run(run_)
             assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
             assert binascii.a2b_qp(encoded + b"end") == run_ + b"end"

@@ -5,68 +5,55 @@ every copy shares, with slots for what differs (the Message-ID, the tracking
 header, and each text part we rewrite). A copy then costs a few token
 signatures and some joins, not a parse and a serialisation.
 
-Parts we do not rewrite go through the email package's generator with a
-policy that writes raw headers and bodies back as they came, so attachments,
-8-bit bodies and encoded words survive byte for byte; only line endings
-become CRLF and a header's separator becomes ": ".
+Parts we do not rewrite are written back as they came (core/mime.py), so
+attachments, 8-bit bodies and encoded words survive byte for byte; only line
+endings become CRLF.
 """
 
 from __future__ import annotations
 
-import binascii
-import codecs
 import html
-import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email import errors as email_errors
-from email.generator import BytesGenerator
-from email.message import EmailMessage, Message, MIMEPart
-from email.parser import BytesParser
-from email.policy import EmailPolicy
-from email.utils import format_datetime
-from typing import TYPE_CHECKING, NamedTuple
+from email.message import EmailMessage
 
 from mailbeacon.clock import Clock
 from mailbeacon.core import html_links
+from mailbeacon.core.compose import Attachment, compose, extract_attachments
 from mailbeacon.core.html_links import Slot, Template
+from mailbeacon.core.mime import (
+    POLICY,
+    canonical,
+    crlf,
+    encode_body,
+    flatten,
+    is_body_part,
+    joins_safely,
+    known_charset,
+    needs_qp,
+    new_message_id,
+    parse,
+    qp_run,
+    transfer_decode,
+    transfer_encoding,
+    walk,
+)
 from mailbeacon.core.tokens import Claims, Keyring, TokenKind, TrackLevel, encode, encode_verp
 from mailbeacon.core.urls import click_url, download_url, pixel_url
 from mailbeacon.errors import MimeError
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+__all__ = [  # compose and extract_attachments live in core/compose.py; kept importable here
+    "Attachment",
+    "Download",
+    "Options",
+    "Recipient",
+    "TrackedCopy",
+    "compose",
+    "extract_attachments",
+    "instrument",
+]
 
-
-if TYPE_CHECKING:
-    _EmailPolicy = EmailPolicy[EmailMessage]  # generic only in the stubs
-else:
-    _EmailPolicy = EmailPolicy
-
-
-class SourcePolicy(_EmailPolicy):
-    """The default policy, except that a header read from the source is written back
-    exactly: the default drops the spacing after the colon and writes ": " instead."""
-
-    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
-        name, value = sourcelines[0].split(":", 1)
-        return name, (value + "".join(sourcelines[1:])).rstrip("\r\n")
-
-    def header_fetch_parse(self, name: str, value: str) -> str:
-        if not hasattr(value, "name"):
-            value = value.lstrip(" \t")
-        return super().header_fetch_parse(name, value)
-
-    def fold_binary(self, name: str, value: str) -> bytes:
-        if hasattr(value, "name"):  # a header we set, not one from the source
-            return super().fold_binary(name, value)
-        lines = self.linesep.join(_LINE_BREAK.split(value))
-        return f"{name}:{lines}{self.linesep}".encode("ascii", "surrogateescape")
-
-
-POLICY = SourcePolicy(refold_source="none", cte_type="8bit", linesep="\r\n")
-MAX_LINE_BYTES = 998  # RFC 5322 2.1.1, without the CRLF
 PIXEL = (
     '<img src="{}" width="1" height="1" alt="" style="display:block;border:0;width:1px;height:1px">'
 )
@@ -77,13 +64,6 @@ HONEYPOT = (
 RECEIPT_HEADERS = ("Disposition-Notification-To",)
 LEGACY_RECEIPT_HEADERS = ("Return-Receipt-To", "X-Confirm-Reading-To")
 TRACKING_HEADER = "X-Mailbeacon-ID"
-
-_FATAL_DEFECTS: dict[type[email_errors.MessageDefect], str] = {
-    email_errors.NoBoundaryInMultipartDefect: "has no boundary parameter",
-    email_errors.StartBoundaryNotFoundDefect: "never uses its boundary",
-    email_errors.CloseBoundaryNotFoundDefect: "has no closing boundary (truncated?)",
-    email_errors.MultipartInvariantViolationDefect: "has no parts",
-}
 
 
 @dataclass(frozen=True)
@@ -124,143 +104,6 @@ class TrackedCopy:
     links: tuple[str, ...]  # original URLs in link-index order (index = position+1)
 
 
-class Attachment(NamedTuple):
-    filename: str
-    content_type: str
-    data: bytes
-
-
-# --- parsing -----------------------------------------------------------------------------
-
-
-def parse(source: bytes) -> EmailMessage:
-    """Parse and reject what we cannot send correctly, naming the problem."""
-    msg = BytesParser(policy=POLICY).parsebytes(source)
-    if not msg.keys():
-        raise MimeError("not an email message: it does not begin with headers")
-    if not str(msg.get("From", "")).strip():
-        raise MimeError("the message has no From header")
-    for part in walk(msg):
-        for defect in part.defects:
-            problem = _FATAL_DEFECTS.get(type(defect))
-            if problem is not None:
-                raise MimeError(f"malformed MIME: a {part.get_content_type()} part {problem}")
-    return msg
-
-
-def walk(part: EmailMessage) -> Iterator[EmailMessage]:
-    """Every part in document order, but not the insides of attached messages."""
-    yield part
-    if part.get_content_maintype() == "multipart" and part.is_multipart():
-        for child in part.iter_parts():
-            yield from walk(child)  # type: ignore[arg-type]
-
-
-def is_body_part(part: EmailMessage) -> bool:
-    return (
-        part.get_content_type() in ("text/plain", "text/html")
-        and part.get_content_disposition() != "attachment"
-        and part.get_filename() is None
-    )
-
-
-def crlf(data: bytes) -> bytes:
-    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
-
-
-def flatten(msg: EmailMessage) -> bytes:
-    out = io.BytesIO()
-    BytesGenerator(out, mangle_from_=False, policy=POLICY).flatten(msg)
-    return out.getvalue()
-
-
-def new_message_id(clock: Clock, domain: str) -> str:
-    return f"<{clock.token_bytes(16).hex()}@{domain}>"
-
-
-# --- decoding and encoding a text part ---------------------------------------------------
-
-
-def _cte(part: EmailMessage) -> str:
-    return str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
-
-
-def _transfer_decode(part: EmailMessage, cte: str) -> bytes:
-    if cte == "base64":
-        # Stricter than the email package, which quietly drops what it cannot read.
-        compact = "".join(str(part.get_payload()).split())
-        compact += "=" * (-len(compact) % 4)  # some senders drop the padding; that is harmless
-        try:
-            return binascii.a2b_base64(compact.encode("ascii"), strict_mode=True)
-        except (binascii.Error, UnicodeEncodeError) as exc:
-            raise MimeError(f"a {part.get_content_type()} part has undecodable base64") from exc
-    if cte in ("quoted-printable", "7bit", "8bit", "binary"):
-        data = part.get_payload(decode=True)
-        return data if isinstance(data, bytes) else b""
-    raise MimeError(f"a {part.get_content_type()} part has unknown transfer encoding {cte!r}")
-
-
-def _known_charset(charset: str) -> bool:
-    try:
-        codecs.lookup(charset)
-    except LookupError:
-        return False
-    return True
-
-
-def _canonical(text: str, charset: str) -> bytes:
-    return text.replace("\n", "\r\n").encode(charset, "surrogateescape")
-
-
-def _encode_body(text: str, charset: str, cte: str) -> bytes:
-    data = _canonical(text, charset)
-    if cte == "base64":
-        encoded = binascii.b2a_base64(data, newline=False)
-        return b"\r\n".join(encoded[n : n + 76] for n in range(0, len(encoded), 76))
-    if cte == "quoted-printable":
-        return binascii.b2a_qp(data, istext=True)
-    return data
-
-
-def _qp_run(data: bytes) -> bytes:
-    """Quoted-printable for a run of text that more text follows, ending in a soft break
-    unless it ends a line, so runs encoded apart can simply be joined."""
-    if not data:
-        return b""
-    out = binascii.b2a_qp(data, istext=True)
-    if b"\r\n" not in data:
-        out = out.replace(b"\n", b"\r\n")  # b2a_qp breaks with LF when it saw no CRLF
-    if out.endswith(b"\r\n"):
-        return out
-    last_line = len(out) - (out.rfind(b"\n") + 1)
-    if last_line < 76:
-        return out + b"=\r\n"
-    # The "=" would make a 77-character line: break earlier, not inside an =XX escape.
-    cut = len(out) - 1
-    if out[cut - 1] == ord("="):
-        cut -= 1
-    elif out[cut - 2] == ord("="):
-        cut -= 2
-    return out[:cut] + b"=\r\n" + out[cut:] + b"=\r\n"
-
-
-def _joins_safely(charset: str) -> bool:
-    """Whether text encoded in pieces joins up to the same bytes (no BOMs, ASCII-based)."""
-    try:
-        return "".encode(charset) == b"" and "a=\r\n".encode(charset) == b"a=\r\n"
-    except LookupError:
-        return False
-
-
-def _needs_qp(data: bytes, cte: str) -> bool:
-    """7bit and 8bit parts must keep lines within the SMTP limit (and 7bit within ASCII)."""
-    if cte not in ("7bit", "8bit", "binary"):
-        return False
-    if cte == "7bit" and not data.isascii():
-        return True
-    return max(map(len, data.split(b"\r\n"))) > MAX_LINE_BYTES
-
-
 # --- a text part as a template -----------------------------------------------------------
 
 
@@ -286,29 +129,29 @@ class Rewrite:
 
     def prepare(self) -> None:
         """Quoted-printable is slow to compute, so encode what every copy shares just once."""
-        if self.part.cte == "quoted-printable" and _joins_safely(self.part.charset):
+        if self.part.cte == "quoted-printable" and joins_safely(self.part.charset):
             charset = self.part.charset
             self.qp_literals = tuple(
-                _qp_run(_canonical(literal, charset)) for literal in self.template.literals
+                qp_run(canonical(literal, charset)) for literal in self.template.literals
             )
 
     def encode(self, values: Mapping[Slot, str]) -> bytes:
         if self.qp_literals is None:
-            return _encode_body(self.template.render(values), self.part.charset, self.part.cte)
+            return encode_body(self.template.render(values), self.part.charset, self.part.cte)
         pieces = [self.qp_literals[0]]
         for slot, literal in zip(self.template.slots, self.qp_literals[1:], strict=True):
-            pieces.append(_qp_run(_canonical(values[slot], self.part.charset)))
+            pieces.append(qp_run(canonical(values[slot], self.part.charset)))
             pieces.append(literal)
         return b"".join(pieces).removesuffix(b"=\r\n")
 
 
 def _text_part(part: EmailMessage) -> TextPart:
-    cte = _cte(part)
-    data = _transfer_decode(part, cte)
+    cte = transfer_encoding(part)
+    data = transfer_decode(part, cte)
     charset = part.get_content_charset("us-ascii")
     # Links are ASCII, so an unknown charset still lets us look for them; it is an
     # error only if the part turns out to need changing.
-    readable = charset if _known_charset(charset) else "latin-1"
+    readable = charset if known_charset(charset) else "latin-1"
     text = data.decode(readable, "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
     if part.get_content_type() == "text/html":
         scan = html_links.scan_html(text)
@@ -342,7 +185,7 @@ def _rewrites(
         listing = any(tp is listed for listed in listed_in)
         if not (tp.links or pixel or listing):
             continue
-        if not _known_charset(tp.charset):
+        if not known_charset(tp.charset):
             kind = tp.part.get_content_type()
             raise MimeError(f"a {kind} part has unknown charset {tp.charset!r}")
         edits = html_links.link_edits(tp.links, index, in_html=tp.is_html)
@@ -411,7 +254,7 @@ def _fit_lines(rewrites: Sequence[Rewrite], tracking: Tracking, longest_message:
         return  # the trial costs a copy; skip it when nothing could need it
     for slot, data in tracking.bodies(rewrites, longest_message).items():
         tp = rewrites[slot.number].part
-        if _needs_qp(data, tp.cte):
+        if needs_qp(data, tp.cte):
             tp.cte = "quoted-printable"
             if "Content-Transfer-Encoding" in tp.part:
                 tp.part.replace_header("Content-Transfer-Encoding", tp.cte)
@@ -571,108 +414,3 @@ def instrument(
             rewrite.prepare()  # pays off from the second copy; anonymous copies share one
     copier = Copier(tracking, rewrites, _skeleton(msg, rewrites, options, source))
     return [copier.copy(recipient, clock) for recipient in recipients]
-
-
-# --- extract_attachments and compose -----------------------------------------------------
-
-
-def _is_attachment(part: EmailMessage, in_related: bool) -> bool:
-    if part.get_content_maintype() == "multipart":
-        return False
-    if part.get_content_disposition() == "attachment":
-        return True
-    if part.get_content_maintype() == "text" or part.get_filename() is None:
-        return False
-    # An image the HTML shows by cid: belongs to the body; offered as a download it
-    # would leave a broken image behind.
-    return not (in_related and "Content-ID" in part)
-
-
-def _as_attachment(part: EmailMessage, number: int) -> Attachment:
-    if part.get_content_maintype() == "message" and part.is_multipart():
-        data = flatten(next(part.iter_parts()))  # type: ignore[arg-type]
-    else:
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-    filename = part.get_filename() or f"attachment-{number}"
-    return Attachment(filename, part.get_content_type(), data)
-
-
-def _remove_attachments(multipart: EmailMessage, removed: list[Attachment]) -> None:
-    in_related = multipart.get_content_subtype() == "related"
-    kept: list[Message | str] = []
-    for child in multipart.iter_parts():
-        assert isinstance(child, EmailMessage)
-        if _is_attachment(child, in_related):
-            removed.append(_as_attachment(child, len(removed) + 1))
-            continue
-        if child.get_content_maintype() == "multipart":
-            _remove_attachments(child, removed)
-            if not child.get_payload():
-                continue  # nothing left in it; an empty multipart is not valid MIME
-        kept.append(child)
-    multipart.set_payload(kept)
-
-
-def extract_attachments(source: bytes) -> tuple[bytes, list[Attachment]]:
-    """Remove attachment parts (Content-Disposition: attachment, or non-text leaf parts with
-    a filename); returns the message without them and the removed (filename, content_type,
-    data) so the caller can store them and pass Downloads to instrument()."""
-    msg = parse(source)
-    removed: list[Attachment] = []
-    if msg.get_content_maintype() == "multipart":
-        _remove_attachments(msg, removed)
-    if not removed:
-        return crlf(source), []
-    if not msg.get_payload():
-        empty = MIMEPart(policy=POLICY)
-        empty.set_content("\n")  # somewhere for instrument() to list the downloads
-        msg.set_payload([empty])
-    return flatten(msg), removed
-
-
-def _text_cte(text: str) -> str:
-    """Quoted-printable unless plain 7bit will do; 8bit would need relays with 8BITMIME."""
-    if text.isascii() and all(len(line) <= MAX_LINE_BYTES for line in text.splitlines()):
-        return "7bit"
-    return "quoted-printable"
-
-
-def compose(
-    *,
-    sender: str,
-    to: Sequence[str],
-    subject: str,
-    html: str | None,
-    text: str | None,
-    attachments: Sequence[tuple[str, str, bytes]] = (),
-    clock: Clock,
-    message_id_domain: str,
-) -> bytes:
-    """Build a new MIME message (multipart/alternative when both html and text;
-    multipart/mixed with attachments), UTF-8, non-ASCII subject/names as RFC 2047 encoded
-    words, Date header from clock."""
-    if html is None and text is None:
-        raise ValueError("compose() needs an html or a text body")
-    if not to:
-        raise ValueError("compose() needs at least one To address")
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = sender
-    msg["To"] = ", ".join(to)
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(datetime.fromtimestamp(clock.now(), UTC))
-    msg["Message-ID"] = new_message_id(clock, message_id_domain)
-    if text is not None:
-        msg.set_content(text, cte=_text_cte(text))
-    if html is not None and text is not None:
-        msg.add_alternative(html, subtype="html", cte=_text_cte(html))
-    elif html is not None:
-        msg.set_content(html, subtype="html", cte=_text_cte(html))
-    for filename, content_type, data in attachments:
-        maintype, _, subtype = content_type.partition("/")
-        msg.add_attachment(data, maintype, subtype or "octet-stream", filename=filename)
-    for part in walk(msg):
-        if part.get_content_maintype() == "multipart":
-            # The email package draws boundaries from `random`; ours come from the clock.
-            part.set_boundary(f"=_mb_{clock.token_bytes(12).hex()}")
-    return flatten(msg)
