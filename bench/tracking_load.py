@@ -460,6 +460,7 @@ def serve_cmd(opts: argparse.Namespace, data_dir: Path, db_url: str, port: int) 
         "--db": db_url,
         "--commit-batch": str(opts.commit_batch or ""),
         "--judge": "false" if opts.no_judge else "",
+        "--workers": str(opts.workers) if opts.workers > 1 else "",
     }
     cmd = [sys.executable, "-m", opts.server_module, "serve"]
     for flag, value in flags.items():
@@ -644,6 +645,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run serve with --judge false (verdicts judged elsewhere): the hot path alone",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="pass --workers N to mailbeacon serve (tracking processes; default 1)",
+    )
+    p.add_argument(
         "--server-module",
         default="mailbeacon",
         help="run `python -m MODULE serve` instead (a patched server, src/ untouched)",
@@ -655,6 +662,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     opts = p.parse_args(argv)
     if opts.duration <= 0 or opts.connections < WRK_THREADS or opts.recipients < 1:
         p.error("--duration must be > 0, --connections >= 2 and --recipients >= 1")
+    if opts.workers < 1:
+        p.error("--workers must be >= 1")
     if opts.duration > 600:
         p.error("--duration is at most 600 s: this bench is meant to stay short")
     return opts
@@ -689,6 +698,7 @@ def report(opts: argparse.Namespace, nginx: list[Run], pixel: Run, click: Run) -
     store = "PostgreSQL" if opts.db.startswith("postgres") else "SQLite"
     batch = f", --commit-batch {opts.commit_batch}" if opts.commit_batch else ""
     batch += ", --judge false" if opts.no_judge else ""
+    batch += f", --workers {opts.workers}" if opts.workers > 1 else ""
     module = f", python -m {opts.server_module}" if opts.server_module != "mailbeacon" else ""
     print(
         f"\nmailbeacon at {revision()}, store {store}{batch}{module}; "

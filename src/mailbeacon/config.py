@@ -157,6 +157,9 @@ SETTINGS: tuple[Setting, ...] = (
             _non_negative_float, "SECONDS"),
     Setting("commit-batch", "512", "Most hits written in one transaction by the group commit.",
             _positive_int, "N"),
+    Setting("workers", "1", "Tracking processes serve runs on the same address (SO_REUSEPORT, "
+            "Linux), each with its own store connection; the judge and the inbound receiver "
+            "run only in the first.", _positive_int, "N"),
     Setting("log-access", "false", "Log every HTTP request of the tracking server.", _bool,
             "BOOL"),
     Setting("own-networks", "", "The sender's own networks (comma-separated CIDRs): hits from "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -62,3 +63,42 @@ def test_sigkill_loses_no_acknowledged_hit(tmp_path: Path, store_url: str) -> No
     store.close()
     lost = set(acked) - stored
     assert not lost, f"{len(lost)} of {len(acked)} acknowledged hits are missing"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))  # no SO_REUSEPORT: fails while anyone listens
+        except OSError:
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_first_process_leaves_no_worker_holding_the_port(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", f"sqlite:///{tmp_path / 'm.db'}",
+                           "--workers", "3", "--judge", "false").start()
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    workers = [int(p) for p in children.read_text().split()]
+    deadline = time.monotonic() + 20  # the workers start after the first one answers
+    while time.monotonic() < deadline and _listeners(server.port) < 3:
+        time.sleep(0.1)
+    assert _listeners(server.port) == 3, server.output()
+    for _ in range(20):  # the kernel spreads these over the three processes
+        assert httpx.get(f"{server.url}/o/not-a-token.gif").status_code == 200
+    server.kill()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (_listening(server.port) or _alive(workers)):
+        time.sleep(0.05)
+    assert not _alive(workers) and not _listening(server.port), server.output()
+
+
+def _listeners(port: int) -> int:
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for r in rows if r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A")
+
+
+def _alive(pids: list[int]) -> bool:
+    return any(Path(f"/proc/{p}").exists() and "zombie" not in
+               Path(f"/proc/{p}/status").read_text(errors="replace").lower() for p in pids)

@@ -18,8 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
+import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
 from mailbeacon.errors import TokenError
 
@@ -27,6 +30,7 @@ VERSION = 1
 MAC_SIZE = 16
 _DOMAIN = b"mailbeacon-token/1\x00"
 MAX_TOKEN_CHARS = 4096  # a click URL is long, not this long
+_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
 
 
 class TokenKind(enum.IntEnum):
@@ -49,6 +53,7 @@ class TrackLevel(enum.Enum):
 
 _LEVEL_CODES = {TrackLevel.IDENTIFIED: 1, TrackLevel.ANONYMOUS: 2, TrackLevel.OFF: 3}
 _LEVEL_BY_CODE = {v: k for k, v in _LEVEL_CODES.items()}
+_KIND_BY_CODE = {int(k): k for k in TokenKind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,8 @@ def _varint(n: int) -> bytes:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    if pos < len(data) and data[pos] < 0x80:  # one byte: the link, often the campaign
+        return data[pos], pos + 1
     value = shift = 0
     while True:
         if pos >= len(data) or shift > 63:
@@ -109,6 +116,30 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _mac(secret: bytes, payload: bytes) -> bytes:
     return hmac.digest(secret, _DOMAIN + payload, "sha256")[:MAC_SIZE]
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed(secret: bytes) -> tuple[Any, Any]:
+    """SHA-256 states with the HMAC key pads (and the domain tag) already absorbed.
+
+    RFC 2104 by hand, so that verifying a token copies two hash states instead of
+    setting up a keyed HMAC each time (a quarter of the cost). ``seal`` keeps
+    ``hmac.digest``: every token a test signs and verifies checks one against the other.
+    """
+    block = hashlib.sha256().block_size
+    key = hashlib.sha256(secret).digest() if len(secret) > block else secret
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + _DOMAIN)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
+
+
+def _verify_mac(secret: bytes, payload: bytes) -> bytes:
+    inner, outer = _keyed(secret)
+    inner, outer = inner.copy(), outer.copy()
+    inner.update(payload)
+    outer.update(inner.digest())
+    return outer.digest()[:MAC_SIZE]
 
 
 def seal(claims: Claims, keyring: Keyring) -> bytes:
@@ -137,16 +168,16 @@ def unseal(raw: bytes, keyring: Keyring) -> Claims:
     secret = keyring.keys.get(payload[1])
     if secret is None:
         raise TokenError("token was signed by an unknown key")
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
+    if not hmac.compare_digest(mac, _verify_mac(secret, payload)):
         raise TokenError("token signature does not match")
     try:
-        kind = TokenKind(payload[2])
+        kind = _KIND_BY_CODE[payload[2]]
         level = _LEVEL_BY_CODE[payload[3]]
         campaign, pos = _read_varint(payload, 4)
         message, pos = _read_varint(payload, pos)
         link, pos = _read_varint(payload, pos)
         url = payload[pos:].decode("utf-8")
-    except (ValueError, KeyError, UnicodeDecodeError) as exc:
+    except (KeyError, UnicodeDecodeError) as exc:
         raise TokenError("token is malformed") from exc
     return Claims(kind, campaign, message, link, url, level)
 
@@ -160,7 +191,9 @@ def decode(token: str, keyring: Keyring) -> Claims:
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise TokenError("token is empty or too long")
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        # What base64.urlsafe_b64decode does, without its two layers of checks.
+        data = (token + "=" * (-len(token) % 4)).encode("ascii").translate(_URLSAFE_TO_STD)
+        raw = binascii.a2b_base64(data)
     except (binascii.Error, ValueError) as exc:
         raise TokenError("token is not base64url") from exc
     return unseal(raw, keyring)

@@ -1,17 +1,28 @@
 """Run the tracking server: open the store, start the group committer, serve HTTP.
 
 The HTTP server is granian, embedded in this process (one event loop, one
-writer thread), so a SIGKILL leaves no orphan worker holding the port.
+writer thread). With ``--workers N`` the first process starts N-1 more, each
+with its own granian on the same address (granian binds with SO_REUSEPORT on
+Linux, so the kernel spreads connections over them), its own store connection,
+group committer and spool directory. The judge and the inbound receiver run
+only in the first. The others die with it: a SIGKILL leaves no orphan holding
+the port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import multiprocessing
+import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 from granian.constants import Interfaces
 from granian.server.embed import Server
@@ -19,6 +30,7 @@ from granian.server.embed import Server
 from mailbeacon import keys
 from mailbeacon.clock import Clock
 from mailbeacon.config import Config
+from mailbeacon.errors import ConfigError
 from mailbeacon.inbound.service import start_inbound
 from mailbeacon.judging import JUDGE_EVERY, Judge, catch_up
 from mailbeacon.store.sql import SqlStore, open_store
@@ -26,6 +38,7 @@ from mailbeacon.store.writer import GroupCommitter, Spool
 from mailbeacon.web.app import create_app
 
 log = logging.getLogger("mailbeacon.server")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 async def judge_forever(store: SqlStore, judge: Judge, clock: Clock,
@@ -49,28 +62,30 @@ async def serve(config: Config, clock: Clock) -> None:
     """Serve until SIGINT/SIGTERM. Raises StoreError before listening if the store is unusable."""
     store = open_store(config.db_url, now=clock.now())
     keyring = keys.load_or_create(config.data_path)
-    committer = GroupCommitter(store, Spool(config.data_path / "spool"),
-                               batch_max=config.commit_batch)
+    spool = config.data_path / "spool"
+    # Before any other worker runs: spools that workers of an earlier run left.
+    for leftover in sorted(spool.glob("worker-*")):
+        Spool(leftover).replay(store.appender())
+    committer = GroupCommitter(store, Spool(spool), batch_max=config.commit_batch)
     await committer.start()
-    host, port = config.http
-    server = Server(
-        create_app(config, store, keyring, committer, clock), address=host, port=port,
-        interface=Interfaces.ASGINL, backlog=2048, log_enabled=config.log_access,
-        log_access=config.log_access, websockets=False,
-    )
+    server = _http_server(config, create_app(config, store, keyring, committer, clock))
     stop_judging = threading.Event()
     judge_task = (asyncio.create_task(
         judge_forever(store, Judge.from_config(config), clock, stop_judging))
         if config.judge else None)
     stop_inbound = await start_inbound(config, store, keyring, clock)  # docs/inbound.md
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.signal_handler_interrupt)
+    workers = _start_workers(config, clock, server.signal_handler_interrupt)
+    _stop_on_signals(server)
+    host, port = config.http
     print(f"mailbeacon: tracking at {config.public_url} (listening on http://{host}:{port}, "
-          f"store {store.dialect}, data in {config.data_path})", file=sys.stderr, flush=True)
+          f"{config.workers} worker(s), store {store.dialect}, data in {config.data_path})",
+          file=sys.stderr, flush=True)
     try:
         await server.serve()
     finally:
+        for process in workers:
+            asyncio.get_running_loop().remove_reader(process.sentinel)
+        await asyncio.to_thread(_stop_workers, workers)
         stop_judging.set()
         if judge_task:
             judge_task.cancel()
@@ -78,3 +93,90 @@ async def serve(config: Config, clock: Clock) -> None:
         await committer.stop()
         store.close()
         print("mailbeacon: stopped", file=sys.stderr, flush=True)
+
+
+async def serve_hits(config: Config, clock: Clock, worker: int) -> None:
+    """One more tracking process: the hot path and the API, no judge, no inbound receiver."""
+    store = open_store(config.db_url, create=False)
+    keyring = keys.load_or_create(config.data_path)
+    committer = GroupCommitter(store, Spool(config.data_path / "spool" / f"worker-{worker}"),
+                               batch_max=config.commit_batch)
+    await committer.start()
+    server = _http_server(config, create_app(config, store, keyring, committer, clock))
+    _stop_on_signals(server)
+    try:
+        await server.serve()
+    finally:
+        await committer.stop()
+        store.close()
+
+
+def _http_server(config: Config, app: object) -> Server:
+    host, port = config.http
+    return Server(app, address=host, port=port, interface=Interfaces.ASGINL, backlog=2048,
+                  log_enabled=config.log_access, log_access=config.log_access, websockets=False)
+
+
+def _stop_on_signals(server: Server) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.signal_handler_interrupt)
+
+
+# -- the other workers ---------------------------------------------------------------------
+
+def _start_workers(config: Config, clock: Clock, on_exit: Callable[[], None]) -> list[BaseProcess]:
+    """Start workers 2..N; when one exits on its own, ``on_exit`` stops this server too."""
+    if config.workers > 1 and not sys.platform.startswith("linux"):
+        raise ConfigError("--workers above 1 needs Linux (SO_REUSEPORT and PR_SET_PDEATHSIG)")
+    spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no threads, no loop
+    workers: list[BaseProcess] = []
+    for number in range(2, config.workers + 1):
+        # Started from the main thread: the child's parent-death signal follows this thread.
+        # The settings go as plain dicts: Config's __getattr__ does not survive unpickling.
+        settings = (dict(config.values), dict(config.sources))
+        worker = spawn.Process(target=_worker_main, args=(settings, clock, number, os.getpid()),
+                               name=f"mailbeacon-worker-{number}")
+        worker.start()
+        workers.append(worker)
+    loop = asyncio.get_running_loop()
+    for process in workers:
+        loop.add_reader(process.sentinel, _worker_gone, loop, process, on_exit)
+    return workers
+
+
+def _worker_gone(loop: asyncio.AbstractEventLoop, process: BaseProcess,
+                 on_exit: Callable[[], None]) -> None:
+    loop.remove_reader(process.sentinel)
+    process.join(0)
+    log.error("%s exited (status %s): stopping the server", process.name, process.exitcode)
+    print(f"mailbeacon: {process.name} exited (status {process.exitcode}); stopping",
+          file=sys.stderr, flush=True)
+    on_exit()
+
+
+def _stop_workers(workers: list[BaseProcess], grace: float = 30.0) -> None:
+    for process in workers:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: it answers what it holds, then stops
+    deadline = time.monotonic() + grace
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _worker_main(settings: tuple[dict[str, Any], dict[str, str]], clock: Clock, number: int,
+                 parent: int) -> None:
+    _die_with_parent(parent)
+    asyncio.run(serve_hits(Config(*settings), clock, number))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when the first process dies, however it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)

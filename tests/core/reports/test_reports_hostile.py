@@ -66,3 +66,26 @@ def test_non_bytes_like_garbage_is_reported_not_raised() -> None:
     report = parse(None)  # type: ignore[arg-type]
     assert report.kind == "none"
     assert report.errors
+
+
+def _bounce_with(body: bytes, headers: bytes = b"") -> bytes:
+    return (headers + b"From: MAILER-DAEMON@mx.example.net\r\nTo: a@example.com\r\n"
+            b"Subject: Undelivered Mail\r\nContent-Type: text/plain\r\n\r\n" + body)
+
+
+@pytest.mark.parametrize("raw", [
+    _bounce_with(b"\n" * 40_000),
+    _bounce_with(b"\r\n" * 40_000),
+    _bounce_with(b"        \n" * 4_000 + b"<a@example.com>: 550 5.1.1 unknown\r\n"),
+    _bounce_with(b"-" * 40_000),
+    _bounce_with(b"a" * 40_000),
+    _bounce_with(b"", headers=b"X-From: " + b"a@" * 20_000 + b"\r\n"),
+    _bounce_with(b"", headers=b"Subject: " + b"=?utf-8?q?a" * 3_600 + b"\r\n"),
+], ids=["lf", "crlf", "blank-lines", "dashes", "letters", "at-signs", "encoded-words"])
+def test_no_pattern_runs_away(raw: bytes) -> None:
+    """Runs of blank lines or address characters once took minutes (quadratic regexes):
+    a hostile bounce sent to the receiver stalled the whole server. A hang guard, not a
+    speed goal: each of these parses in well under a second."""
+    started = time.perf_counter()
+    parse(raw)
+    assert time.perf_counter() - started < 10

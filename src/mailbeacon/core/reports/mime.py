@@ -27,7 +27,10 @@ MAX_TEXT = 256 * 1024  # the human-readable part of a bounce is short
 MAX_DEPTH = 8
 
 _FIELD = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]*)[ \t]*:[ \t]*(.*)$")
-_ADDR = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.ASCII)
+# The lookbehind makes a match start only where an address can start: without it a
+# long run of address characters is rescanned from every position (quadratic).
+_ADDR = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+",
+                   re.ASCII)
 _ANGLE = re.compile(r"<([^<>@\s]+@[^<>\s]+)>")
 
 
@@ -49,8 +52,8 @@ def _repair_boundary(msg: Message) -> Message:
     m = re.search(r"^--([^\s]{1,70})[ \t]*\r?\n(?:Content-[\w-]+:)", payload, re.M | re.I)
     if not m:
         return msg
-    msg.set_param("boundary", m.group(1))
     try:
+        msg.set_param("boundary", m.group(1))
         return email.message_from_string(msg.as_string(), policy=email.policy.compat32)
     except Exception:
         return msg
@@ -70,8 +73,11 @@ def header(msg: Message, name: str) -> str:
     return decode_words(raw) if raw is not None else ""
 
 
+MAX_HEADER = 2048  # decoding encoded words is slow on huge values; real ones are short
+
+
 def decode_words(raw: object) -> str:
-    text = str(raw)
+    text = str(raw)[:MAX_HEADER]
     if "=?" in text:
         try:
             text = str(email.header.make_header(email.header.decode_header(text)))

@@ -46,12 +46,12 @@ ORIGINAL_STARTS = rx(
     r"^-{3,} ?(original|returned|unsent|your message)",
     r"^--- Below this line",
     r"^Message headers follow",
-    r"^\s*-+\s*Original message\s*-+",
+    r"^[ \t]*-+\s*Original message\s*-+",
     r"^Original message headers:",
     r"^Original message follows",
     r"^Included is a copy of the message header",
     r"^Original mail as follows",
-    r"-+ The header of the original message is following\. -+",
+    r"^[ \t]*-+ The header of the original message is following\. -+",
     r"^Content-Type: message/rfc822",
     r"^Received: from .* by ",
     r"^Return-Path: <",
@@ -62,7 +62,7 @@ _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 #   <a@b>:  (qmail, Postfix)      a@b  (Exim, indented)     <a@b>... reason (Sendmail)
 #   >>> a@b / * a@b / "a@b": / Unknown user: a@b / RCPT TO:<a@b> / delivering to <a@b>
 GENERIC_RECIPIENT = re.compile(
-    rf"^\s*(?:>{{2,3}}\s*|\*\s*|(?:[\w -]{{0,30}}(?:rcpt|recipient|user|address|mailbox|"
+    rf"^[ \t]*(?:>{{2,3}}\s*|\*\s*|(?:[\w -]{{0,30}}(?:rcpt|recipient|user|address|mailbox|"
     rf"destinataire|to))\s*:\s*)?"
     rf"[\"<(]?(?P<rcpt>{_ADDR})[\">)]?(?=\s|[:.,;]|$)"
     rf"|(?:rcpt to|recipient|recipients|addressed to|delivering your (?:mail|message) to|"
@@ -96,8 +96,8 @@ RULES: tuple[BounceRule, ...] = (
     # au one net (KDDI): a Japanese notice, then the server's English lines.
     BounceRule(
         "kddi",
-        sender=rx(r"@.*\b(dion|ezweb|au)\.ne\.jp", r"@.*\.au\.com"),
-        marker=rx(r"^\s*Could not be delivered to: <"),
+        sender=rx(r"@[^@\s]*\b(dion|ezweb|au)\.ne\.jp", r"@[^@\s]*\.au\.com"),
+        marker=rx(r"^[ \t]*Could not be delivered to: <"),
         recipient=re.compile(rf"Could not be delivered to: <(?P<rcpt>{_ADDR})>", re.I),
         reasons=(
             # EZweb's reception filter (the user's own settings).
@@ -128,7 +128,7 @@ RULES: tuple[BounceRule, ...] = (
         marker=rx(
             r"^This message was created automatically by mail delivery software",
             r"following address\(es\) failed",
-            r"^\s*Message delayed for more than",
+            r"^[ \t]*Message delayed for more than",
             r"recipient addresses that were\s+incorrectly constructed",
         ),
         end=rx(
@@ -153,7 +153,7 @@ RULES: tuple[BounceRule, ...] = (
     BounceRule(
         "gmail",
         sender=rx(r"mailer-daemon@(googlemail|google)\.com"),
-        end=rx(r"^\s*-+ ?Original message ?-+"),
+        end=rx(r"^[ \t]*-+ ?Original message ?-+"),
         reasons=(
             (
                 rx(
@@ -176,10 +176,10 @@ RULES: tuple[BounceRule, ...] = (
     BounceRule(
         "v5sendmail",
         subject=rx(r"^Returned mail: "),
-        marker=rx(r"^\s*-+ Unsent message follows -+"),
+        marker=rx(r"^[ \t]*-+ Unsent message follows -+"),
         need_all=True,
-        begin=rx(r"^\s*-+ Transcript of session follows -+"),
-        end=rx(r"^\s*-+ Unsent message follows -+"),
+        begin=rx(r"^[ \t]*-+ Transcript of session follows -+"),
+        end=rx(r"^[ \t]*-+ Unsent message follows -+"),
         recipient=re.compile(
             rf"^(?:<<< )?\d{{3}} <(?P<rcpt>{_ADDR})>\.\.\.|^>>> RCPT To:\s*<(?P<r2>{_ADDR})>", re.I
         ),
@@ -193,7 +193,7 @@ RULES: tuple[BounceRule, ...] = (
         need_all=True,
         begin=rx(r"^-+ Failure Reasons\s*-+"),
         end=rx(r"^-+ Returned Message\s*-+"),
-        recipient=re.compile(rf"^\s*(?P<rcpt>{_ADDR})\s*$"),
+        recipient=re.compile(rf"^[ \t]*(?P<rcpt>{_ADDR})[ \t]*$"),
         words_first=True,
         reasons=(
             (rx(r"not listed in public name & address book"), "userunknown"),
@@ -231,7 +231,7 @@ RULES: tuple[BounceRule, ...] = (
     # delay that later turned into "could not be delivered for N hours".
     BounceRule(
         "sendmail",
-        marker=rx(r"^\s*-+ Transcript of session follows -+"),
+        marker=rx(r"^[ \t]*-+ Transcript of session follows -+"),
         reasons=(
             (rx(r"deferred: name server: \S+ host name lookup failure"), "networkerror"),
             (rx(r"deferred: connection refused by"), "blocked"),
@@ -243,14 +243,14 @@ RULES: tuple[BounceRule, ...] = (
     # "MSEXCH:IMS:..." diagnostic line.
     BounceRule(
         "exchange2003",
-        marker=rx(r"^\s*MSEXCH:(IMS|IMC|MSExchange)"),
+        marker=rx(r"^[ \t]*MSEXCH:(IMS|IMC|MSExchange)"),
         reasons=((rx(r"the recipient name is not recognized"), "userunknown"),),
     ),
     # Lotus Domino: "was not delivered to: <address> because: <reason>".
     BounceRule(
         "domino",
         subject=rx(r"^DELIVERY FAILURE:"),
-        marker=rx(r"^because:\s*$"),
+        marker=rx(r"^because:[ \t]*$"),
         need_all=True,
         reasons=(
             (
@@ -286,7 +286,7 @@ REPORT_SENDERS = rx(
     r"mailer-daemon",
     r"postmaster@",
     r"mail ?delivery (system|subsystem)",
-    r"^\s*<>\s*$",
+    r"^[ \t]*<>[ \t]*$",
     r"mail ?administrator",
     r"mdaemon",
     r"system ?administrator",
