@@ -52,7 +52,10 @@ def _networks(value: str) -> tuple[Network, ...]:
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("expected a whole number above 0") from None
     if number <= 0:
         raise ValueError("expected a whole number above 0")
     return number

@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 
 from mailbeacon.core.tokens import Keyring
-from mailbeacon.errors import ConfigError
+from mailbeacon.errors import ConfigError, TokenError
 
 KEYS_FILE = "keys.json"
 
@@ -44,7 +44,9 @@ def read(data_dir: Path) -> Keyring:
         return Keyring(keys, int(doc["active"]))
     except FileNotFoundError:
         raise
-    except (ValueError, KeyError, TypeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"cannot read the signing keys {path}: {exc.strerror}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError, TokenError) as exc:
         raise ConfigError(f"{path} is damaged ({exc}); restore it from a backup: "
                           "without it no token in mail already sent can be verified") from exc
 
@@ -54,9 +56,13 @@ def load_or_create(data_dir: Path) -> Keyring:
     try:
         return read(data_dir)
     except FileNotFoundError:
-        data_dir.mkdir(parents=True, exist_ok=True)
         keyring = Keyring({1: secrets.token_bytes(32)}, 1)
-        _write(_path(data_dir), keyring)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            _write(_path(data_dir), keyring)
+        except OSError as exc:
+            raise ConfigError(f"cannot keep the signing keys in {data_dir}: {exc.strerror}") \
+                from exc
         return keyring
 
 

@@ -18,6 +18,7 @@ from mailbeacon.clock import Clock
 from mailbeacon.config import Config
 from mailbeacon.core import instrument as inst
 from mailbeacon.core.events import Event, EventKind
+from mailbeacon.core.mime import parse as parse_mime
 from mailbeacon.core.reports.classify import classify
 from mailbeacon.core.reports.records import RecipientReport
 from mailbeacon.core.tokens import Keyring, TrackLevel
@@ -97,6 +98,7 @@ def send(out: Outgoing, *, config: Config, store: SqlStore, keyring: Keyring,
                          store=store, keyring=keyring, clock=clock, relay=relay) if rest else [])
         return [Sent(r, "", "suppressed", None, skipped[r], False, 0) if r in skipped
                 else next(done) for r in out.recipients]
+    parse_mime(out.source)  # a message we cannot send is refused before anything is made
     now = clock.now()
     campaign = store.campaign(out.campaign, now)
     source = out.source

@@ -626,3 +626,38 @@ def test_qp_helper_joins_runs_without_long_lines() -> None:
             encoded = qp_run(run_)
             assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
             assert binascii.a2b_qp(encoded + b"end") == run_ + b"end"
+
+
+# -- hostile shapes found in review --------------------------------------------------------
+
+
+def _copy_of(raw: bytes) -> bytes:
+    options = Options(campaign=1, public_url="https://t.example")
+    [copy] = instrument(raw, [Recipient("b@example.net", 5)], options, KEYRING, FixedClock())
+    return copy.data
+
+
+def test_an_eight_bit_url_in_a_part_without_charset_is_percent_encoded() -> None:
+    raw = (b"From: a@example.com\r\nTo: b@example.net\r\nContent-Type: text/html\r\n\r\n"
+           b'<a href="http://x.example/caf\xe9">x</a>\r\n')
+    body = BytesParser(policy=policy.default).parsebytes(_copy_of(raw)).get_payload(decode=True)
+    [token] = re.findall(rb"/c/([A-Za-z0-9_-]+)", body)
+    assert decode(token.decode(), KEYRING).url == "http://x.example/caf%E9"
+
+
+def test_deep_nesting_is_refused_not_a_crash() -> None:
+    depth = 400
+    head = b"From: a@example.com\r\nTo: b@example.net\r\n"
+    inner = b"Content-Type: text/plain\r\n\r\nhi\r\n"
+    for n in range(depth):
+        inner = (f'Content-Type: multipart/mixed; boundary="b{n}"\r\n\r\n--b{n}\r\n'.encode()
+                 + inner + f"--b{n}--\r\n".encode())
+    with pytest.raises(MimeError, match="nested deeper"):
+        _copy_of(head + inner)
+
+
+def test_an_empty_boundary_is_refused() -> None:
+    raw = (b'From: a@example.com\r\nContent-Type: multipart/alternative; boundary=""\r\n\r\n'
+           b"--\r\nContent-Type: text/plain\r\n\r\nhi\r\n----\r\n")
+    with pytest.raises(MimeError, match="empty boundary"):
+        _copy_of(raw)

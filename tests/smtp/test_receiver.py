@@ -34,8 +34,11 @@ class Running:
         self.port = self.server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
-        self.server.close()
-        asyncio.run_coroutine_threadsafe(self.server.wait_closed(), self.loop).result(10)
+        async def shut() -> None:  # on the server's own loop: close() is not thread-safe
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
@@ -142,3 +145,21 @@ def test_a_store_that_is_down_answers_451(
             assert code == 451
     finally:
         running.stop()
+
+
+def test_undecodable_address_gets_a_clean_550(receiver: tuple[Running, bool]) -> None:
+    """The refusal echoes the address; bytes that are not UTF-8 must not break the reply."""
+    import socket
+
+    running, lmtp = receiver
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"LHLO mx.example.org\r\n" if lmtp else b"EHLO mx.example.org\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        s.sendall(b"MAIL FROM:<>\r\n")
+        assert f.readline().startswith(b"250")
+        s.sendall(b"RCPT TO:<bounces+\xff\xfe@bounce.example.com>\r\n")
+        reply = f.readline()
+    assert reply.startswith(b"550 5.1.1"), reply

@@ -134,7 +134,9 @@ def test_api_and_health(server: ServerProcess) -> None:
     assert httpx.get(f"{server.url}/healthz").text == "ok\n"
     assert httpx.get(f"{server.url}/api/report").json()["sent"] == 0
     assert httpx.get(f"{server.url}/api/report?campaign=nope").status_code == 404
-    assert httpx.get(f"{server.url}/api/events?after=x").status_code == 400
+    for bad in ("after=x", "limit=-1", "limit=0", "limit=5000", "after=-1",
+                "after=99999999999999999999999"):
+        assert httpx.get(f"{server.url}/api/events?{bad}").status_code == 400, bad
     assert httpx.get(f"{server.url}/nothing-here").status_code == 404
 
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from urllib.parse import quote
 
 from mailbeacon.clock import Clock
 from mailbeacon.core import html_links
@@ -64,6 +65,7 @@ HONEYPOT = (
 RECEIPT_HEADERS = ("Disposition-Notification-To",)
 LEGACY_RECEIPT_HEADERS = ("Return-Receipt-To", "X-Confirm-Reading-To")
 TRACKING_HEADER = "X-Mailbeacon-ID"
+URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"  # kept as they are when a URL is percent-encoded
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,16 @@ def _text_part(part: EmailMessage) -> TextPart:
     return TextPart(part, False, charset, cte, text, html_links.scan_text(text), 0, len(text))
 
 
+def signable(url: str) -> str:
+    """The URL as text a token can carry: bytes that no charset decoded (an 8-bit URL in a
+    part that names none) are percent-encoded, as a browser would send them."""
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        return quote(url.encode("utf-8", "surrogateescape"), safe=URL_SAFE)
+    return url
+
+
 def _link_index(parts: Sequence[TextPart]) -> dict[str, int]:
     """Link numbers by first appearance, HTML parts first, so both alternatives agree."""
     index: dict[str, int] = {}
@@ -214,7 +226,8 @@ class Tracking:
     links: tuple[str, ...]  # link n is links[n - 1]
 
     def token(self, kind: TokenKind, message: int, link: int = 0, url: str = "") -> str:
-        claims = Claims(kind, self.options.campaign, message, link, url, self.options.level)
+        claims = Claims(kind, self.options.campaign, message, link, signable(url),
+                        self.options.level)
         return encode(claims, self.keyring)
 
     def values(self, message: int) -> tuple[dict[Slot, str], dict[Slot, str]]:
@@ -405,7 +418,7 @@ def instrument(
         return _untouched(source, msg, recipients, options, clock)
     found = [_text_part(part) for part in walk(msg) if is_body_part(part)]
     index = _link_index(found)
-    tracking = Tracking(options, keyring, tuple(index))
+    tracking = Tracking(options, keyring, tuple(signable(url) for url in index))
     rewrites = _rewrites(found, index, options)
     identified = options.level is TrackLevel.IDENTIFIED
     _fit_lines(rewrites, tracking, max(r.message for r in recipients) if identified else 0)

@@ -53,6 +53,7 @@ class SourcePolicy(_EmailPolicy):
 
 
 POLICY = SourcePolicy(refold_source="none", cte_type="8bit", linesep="\r\n")
+MAX_DEPTH = 50  # multiparts inside multiparts; real mail uses 3 or 4
 MAX_LINE_BYTES = 998  # RFC 5322 2.1.1, without the CRLF
 
 _FATAL_DEFECTS: dict[type[email_errors.MessageDefect], str] = {
@@ -73,20 +74,33 @@ def parse(source: bytes) -> EmailMessage:
         raise MimeError("not an email message: it does not begin with headers")
     if not str(msg.get("From", "")).strip():
         raise MimeError("the message has no From header")
-    for part in walk(msg):
+    for part, depth in _walk_depth(msg):
+        kind = part.get_content_type()
+        if depth > MAX_DEPTH:
+            raise MimeError(f"malformed MIME: parts nested deeper than {MAX_DEPTH} levels")
         for defect in part.defects:
             problem = _FATAL_DEFECTS.get(type(defect))
             if problem is not None:
-                raise MimeError(f"malformed MIME: a {part.get_content_type()} part {problem}")
+                raise MimeError(f"malformed MIME: a {kind} part {problem}")
+        if part.get_content_maintype() == "multipart" and not part.get_boundary():
+            raise MimeError(f"malformed MIME: a {kind} part has an empty boundary")
     return msg
 
 
 def walk(part: EmailMessage) -> Iterator[EmailMessage]:
     """Every part in document order, but not the insides of attached messages."""
-    yield part
-    if part.get_content_maintype() == "multipart" and part.is_multipart():
-        for child in part.iter_parts():
-            yield from walk(child)  # type: ignore[arg-type]
+    for found, _depth in _walk_depth(part):
+        yield found
+
+
+def _walk_depth(part: EmailMessage) -> Iterator[tuple[EmailMessage, int]]:
+    stack = [(part, 0)]  # iterative: a hostile message can nest thousands deep
+    while stack:
+        found, depth = stack.pop()
+        yield found, depth
+        if found.get_content_maintype() == "multipart" and found.is_multipart():
+            children = list(found.iter_parts())
+            stack.extend((child, depth + 1) for child in reversed(children))
 
 
 def is_body_part(part: EmailMessage) -> bool:

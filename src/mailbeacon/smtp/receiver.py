@@ -49,13 +49,13 @@ class InboundHandler:
             return None
         token = verp_token(address, self.pipeline.bounce_domain)
         if token is None:
-            return f"550 5.1.1 <{address}>: no such mailbox here"
+            return f"550 5.1.1 <{_shown(address)}>: no such mailbox here"
         try:
             claims = decode_verp(token, self.pipeline.keyring)
         except TokenError:
-            return f"550 5.1.1 <{address}>: unknown or forged return path"
+            return f"550 5.1.1 <{_shown(address)}>: unknown or forged return path"
         if claims.kind is not TokenKind.BOUNCE:
-            return f"550 5.1.1 <{address}>: not a return path"
+            return f"550 5.1.1 <{_shown(address)}>: not a return path"
         return None
 
     async def handle_RCPT(
@@ -121,3 +121,8 @@ async def start_server(handler: InboundHandler, host: str, port: int) -> asyncio
         )
 
     return await loop.create_server(factory, host=host, port=port)
+
+
+def _shown(address: str) -> str:
+    """An address as a reply may echo it: printable ASCII, the rest escaped."""
+    return address.encode("ascii", "backslashreplace").decode("ascii")[:256]

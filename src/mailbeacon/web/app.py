@@ -49,9 +49,11 @@ def api(store: SqlStore, committer: GroupCommitter | None = None) -> Starlette:
     async def events_json(request: Request) -> JSONResponse:
         try:
             after = int(request.query_params.get("after", "0"))
-            limit = min(int(request.query_params.get("limit", "100")), 1000)
+            limit = int(request.query_params.get("limit", "100"))
         except ValueError:
             return JSONResponse({"error": "after and limit must be whole numbers"}, 400)
+        if not (0 <= after < 2**63 and 1 <= limit <= 1000):
+            return JSONResponse({"error": "after must be 0 or more; limit 1 to 1000"}, 400)
         views = await asyncio.to_thread(queries.list_events, store, after=after, limit=limit)
         return JSONResponse([v.as_json() for v in views])
 
