@@ -172,7 +172,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ip-labels", "", "A CSV file of CIDR,label (apple-mpp, google-proxy, scanner, ...) "
             "from ranges their owners publish; see docs/verdicts.md.", _optional_file, "FILE"),
     Setting("country-db", "", "A CSV file of IP ranges to countries (DB-IP lite format) for "
-            "offline country lookups; empty: the optional iptocc package if installed.",
+            "offline country lookups; empty: the registries' data bundled by iptocc.",
             _optional_file, "FILE"),
     Setting("judge", "true", "Run the judge (person-vs-machine verdicts) inside serve. Set "
             "false on tracking-only servers and run `mailbeacon judge --follow` elsewhere.",

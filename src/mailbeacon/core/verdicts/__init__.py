@@ -5,7 +5,7 @@
     engine.py    judge(), message_status(), elsewhere(), estimated_human_open_rate()
     iplabels.py  the user's CIDR -> label file (none shipped: no owner publishes one)
     clients.py   client, system and device from a user agent (ua-parser)
-    geo.py       country from offline data only (a user's CSV, or the optional iptocc)
+    geo.py       country from offline data only (a user's CSV, or the bundled iptocc)
     accuracy.py  labelled scenarios and precision/recall over them
 
 docs/verdicts.md explains each signal and its source.
