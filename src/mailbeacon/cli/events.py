@@ -65,4 +65,21 @@ def _what(v: EventView) -> str:
         judged = f"[{v.verdict} {v.confidence:.2f}]" if v.verdict else "[not judged yet]"
         parts = [judged, v.url, v.method if v.method != "GET" else "", v.ip, v.user_agent]
         return " ".join(p for p in parts if p)
-    return str(v.detail.get("message", "")) or json.dumps(v.detail) if v.detail else ""
+    return _summary(v.detail)
+
+
+# What a person wants to read first, in order, of an event's detail.
+_SUMMARY_KEYS = ("reason", "status", "disposition", "action_mode", "feedback_type", "code",
+                 "message", "diagnostic", "reporting_ua", "matched_by")
+
+
+def _summary(detail: dict[str, object]) -> str:
+    parts = []
+    for key in _SUMMARY_KEYS:
+        value = detail.get(key)
+        if value in (None, "", []):
+            continue
+        if key == "reason" and "hard" in detail:
+            value = f"{value} ({'hard' if detail['hard'] else 'soft'})"
+        parts.append(str(value) if key in ("message", "diagnostic") else f"{key}={value}")
+    return " ".join(parts) if parts else (json.dumps(detail) if detail else "")
