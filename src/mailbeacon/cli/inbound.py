@@ -31,6 +31,7 @@ RECIPIENT_KEYS = ("recipient", "action", "status", "reason", "hard", "diagnostic
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "inbound",
+        parents=[parent],
         help="bounces, receipts and replies that came back",
         description="Read what mail servers and recipients send back: parse "
         "files, import them, list or re-match the quarantine, poll IMAP. "

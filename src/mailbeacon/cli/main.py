@@ -36,7 +36,10 @@ def settings_parser() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("settings (also MAILBEACON_* variables and mailbeacon.toml)")
     for s in config.SETTINGS:
+        # default=SUPPRESS: an unset flag leaves no attribute, so a setting given
+        # before a subcommand's verb is not overwritten by the verb's own default.
         group.add_argument(f"--{s.name}", dest=f"setting_{s.attr}", metavar=s.metavar,
+                           default=argparse.SUPPRESS,
                            help=f"{s.help} [{s.env}; default: {s.default or 'empty'}]")
     return parent
 

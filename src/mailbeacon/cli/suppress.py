@@ -17,6 +17,7 @@ from mailbeacon.store import inbound as db
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "suppress",
+        parents=[parent],
         help="the suppression list",
         description="Addresses that bounced hard, bounced soft repeatedly or "
         "complained are put on the list; send skips them unless "
