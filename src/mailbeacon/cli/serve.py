@@ -6,6 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
+import uvloop
+
 from mailbeacon.clock import SystemClock
 from mailbeacon.config import Config
 from mailbeacon.web.server import serve
@@ -19,5 +21,6 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    asyncio.run(serve(config, SystemClock()))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(config, SystemClock()))
     return 0

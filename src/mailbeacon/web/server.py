@@ -1,9 +1,10 @@
 """Run the tracking server: open the store, start the group committer, serve HTTP.
 
-The HTTP server is granian, embedded in this process (one event loop, one
-writer thread). With ``--workers N`` the first process starts N-1 more, each
-with its own granian on the same address (granian binds with SO_REUSEPORT on
-Linux, so the kernel spreads connections over them), its own store connection,
+The HTTP server is our own HTTP/1.1 protocol on the event loop (web/http1.py:
+pixels and clicks straight from the parser, the rest through the ASGI app),
+with one writer thread. With ``--workers N`` the first process starts N-1
+more, each listening on the same address (SO_REUSEPORT, so the kernel spreads
+connections over them), each with its own store connection,
 group committer and spool directory. The judge and the inbound receiver run
 only in the first. The others die with it: a SIGKILL leaves no orphan holding
 the port.
@@ -24,9 +25,6 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from granian.constants import Interfaces
-from granian.server.embed import Server
-
 from mailbeacon import keys
 from mailbeacon.clock import Clock
 from mailbeacon.config import Config
@@ -35,7 +33,9 @@ from mailbeacon.inbound.service import start_inbound
 from mailbeacon.judging import JUDGE_EVERY, Judge, catch_up
 from mailbeacon.store.sql import SqlStore, open_store
 from mailbeacon.store.writer import GroupCommitter, Spool
+from mailbeacon.web import http1
 from mailbeacon.web.app import create_app
+from mailbeacon.web.tracking import TrackingApp
 
 log = logging.getLogger("mailbeacon.server")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -68,7 +68,7 @@ async def serve(config: Config, clock: Clock) -> None:
         Spool(leftover).replay(store.appender())
     committer = GroupCommitter(store, Spool(spool), batch_max=config.commit_batch)
     await committer.start()
-    server = _http_server(config, create_app(config, store, keyring, committer, clock))
+    server = Listener(config, create_app(config, store, keyring, committer, clock), committer)
     stop_judging = threading.Event()
     judge_task = (asyncio.create_task(
         judge_forever(store, Judge.from_config(config), clock, stop_judging))
@@ -102,7 +102,7 @@ async def serve_hits(config: Config, clock: Clock, worker: int) -> None:
     committer = GroupCommitter(store, Spool(config.data_path / "spool" / f"worker-{worker}"),
                                batch_max=config.commit_batch)
     await committer.start()
-    server = _http_server(config, create_app(config, store, keyring, committer, clock))
+    server = Listener(config, create_app(config, store, keyring, committer, clock), committer)
     _stop_on_signals(server)
     try:
         await server.serve()
@@ -111,13 +111,29 @@ async def serve_hits(config: Config, clock: Clock, worker: int) -> None:
         store.close()
 
 
-def _http_server(config: Config, app: object) -> Server:
-    host, port = config.http
-    return Server(app, address=host, port=port, interface=Interfaces.ASGINL, backlog=2048,
-                  log_enabled=config.log_access, log_access=config.log_access, websockets=False)
+class Listener:
+    """The HTTP listener (web/http1.py) for one process, until told to stop."""
+
+    def __init__(self, config: Config, app: TrackingApp, committer: GroupCommitter):
+        host, port = config.http
+        self.server = http1.Server(app, app, committer.submit, host, port)
+        self.reuse_port = config.workers > 1  # the kernel spreads connections over workers
+        self.stopping = asyncio.Event()
+
+    async def serve(self) -> None:
+        listening = await http1.listen(self.server, reuse_port=self.reuse_port)
+        try:
+            await self.stopping.wait()
+        finally:
+            self.server.close()
+            listening.close()
+            await listening.wait_closed()
+
+    def signal_handler_interrupt(self) -> None:
+        self.stopping.set()
 
 
-def _stop_on_signals(server: Server) -> None:
+def _stop_on_signals(server: Listener) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.signal_handler_interrupt)

@@ -56,7 +56,9 @@ _HIT_KIND = {TokenKind.OPEN: str(EventKind.OPEN), TokenKind.CLICK: str(EventKind
              TokenKind.DOWNLOAD: str(EventKind.DOWNLOAD),
              TokenKind.HONEYPOT: str(EventKind.HONEYPOT)}
 
-Recorder = Callable[[tuple[Any, ...]], Awaitable[None]]
+Row = tuple[Any, ...]
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
+Recorder = Callable[[Row], Awaitable[None]]
 AttachmentLoader = Callable[[int], Any]
 
 
@@ -76,32 +78,42 @@ class TrackingApp:
             await self.fallback(scope, receive, send)
             return
         path: str = scope["path"]
-        if path.startswith(OPEN_PREFIX):
-            await self.pixel(scope, send, path[len(OPEN_PREFIX):].removesuffix(PIXEL_SUFFIX))
-        elif path.startswith(CLICK_PREFIX):
-            await self.click(scope, send, path[len(CLICK_PREFIX):])
+        client = scope.get("client")
+        user_agent, forwarded = _headers(scope)
+        found = self.answer_hit(path, scope.get("method", "GET"), client[0] if client else "",
+                                user_agent, forwarded)
+        if found is not None:
+            row, (status, headers, body) = found
+            if row is not None:
+                await self._keep(row)
+            await _respond(send, scope, status, headers, body)
         elif path.startswith(DOWNLOAD_PREFIX):
             await self.download(scope, send, path[len(DOWNLOAD_PREFIX):])
         else:
             await self.fallback(scope, receive, send)
 
-    # -- the three hits ----------------------------------------------------------------
+    # -- the hits ------------------------------------------------------------------------
 
-    async def pixel(self, scope: Scope, send: Send, token: str) -> None:
-        claims = self._verify(token, (TokenKind.OPEN,))
-        if claims is not None:
-            await self._keep(scope, claims)
-        await _respond(send, scope, 200, _PIXEL_HEADERS, PIXEL)
-
-    async def click(self, scope: Scope, send: Send, token: str) -> None:
-        claims = self._verify(token, (TokenKind.CLICK, TokenKind.HONEYPOT))
-        if claims is None or not claims.url.startswith(("http://", "https://")):
-            await _respond(send, scope, 404, _NOT_FOUND_HEADERS, _NOT_FOUND)
-            return
-        await self._keep(scope, claims)
-        location = quote(claims.url, safe=":/?#[]@!$&'()*+,;=%~-._")
-        await _respond(send, scope, 302, [(b"location", location.encode("ascii")),
-                                          (b"content-length", b"0"), *_NO_CACHE], b"")
+    def answer_hit(self, path: str, method: str, peer: str, user_agent: str,
+                   forwarded: str) -> tuple[Row | None, Answer] | None:
+        """A pixel or a click: the row to commit first (None: nothing to keep) and the
+        answer. None for any other path. Shared by the ASGI app and the fast path."""
+        if path.startswith(OPEN_PREFIX):
+            token = path[len(OPEN_PREFIX):].removesuffix(PIXEL_SUFFIX)
+            claims = self._verify(token, (TokenKind.OPEN,))
+            row = None if claims is None else self._row(claims, method, peer, user_agent,
+                                                         forwarded)
+            return row, (200, _PIXEL_HEADERS, PIXEL)
+        if path.startswith(CLICK_PREFIX):
+            claims = self._verify(path[len(CLICK_PREFIX):],
+                                  (TokenKind.CLICK, TokenKind.HONEYPOT))
+            if claims is None or not claims.url.startswith(("http://", "https://")):
+                return None, (404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+            location = quote(claims.url, safe=":/?#[]@!$&'()*+,;=%~-._")
+            return self._row(claims, method, peer, user_agent, forwarded), (
+                302, [(b"location", location.encode("ascii")), (b"content-length", b"0"),
+                      *_NO_CACHE], b"")
+        return None
 
     async def download(self, scope: Scope, send: Send, token: str) -> None:
         claims = self._verify(token, (TokenKind.DOWNLOAD,))
@@ -111,7 +123,10 @@ class TrackingApp:
         if claims is None or attachment is None:
             await _respond(send, scope, 404, _NOT_FOUND_HEADERS, _NOT_FOUND)
             return
-        await self._keep(scope, claims)
+        client = scope.get("client")
+        user_agent, forwarded = _headers(scope)
+        await self._keep(self._row(claims, scope.get("method", "GET"),
+                                   client[0] if client else "", user_agent, forwarded))
         disposition = f"attachment; filename*=UTF-8''{quote(attachment.filename, safe='')}"
         await _respond(send, scope, 200, [
             (b"content-type", attachment.content_type.encode("latin-1", "replace")),
@@ -133,20 +148,20 @@ class TrackingApp:
             return None
         return claims
 
-    async def _keep(self, scope: Scope, claims: Claims) -> None:
-        user_agent, forwarded = _headers(scope)
+    def _row(self, claims: Claims, method: str, peer: str, user_agent: str,
+             forwarded: str) -> Row:
         # The row in events.COLUMNS order, built here without an Event: this runs per hit.
-        row = (_HIT_KIND[claims.kind], self.clock.now(), claims.campaign, claims.message,
-               claims.link, claims.url if claims.kind is TokenKind.CLICK else "",
-               scope.get("method", "GET"), self.client_ip(scope, forwarded), user_agent, "")
+        return (_HIT_KIND[claims.kind], self.clock.now(), claims.campaign, claims.message,
+                claims.link, claims.url if claims.kind is TokenKind.CLICK else "",
+                method, self.client_ip(peer, forwarded), user_agent, "")
+
+    async def _keep(self, row: Row) -> None:
         try:
             await self.record(row)
         except Exception:  # the answer goes out regardless; the writer logged why
             log.exception("hit not kept: %s", row)
 
-    def client_ip(self, scope: Scope, forwarded: str) -> str:
-        client = scope.get("client")
-        peer = client[0] if client else ""
+    def client_ip(self, peer: str, forwarded: str) -> str:
         if not forwarded or not self.trusted_proxies or not self._trusted(peer):
             return peer
         # Walk right to left: the first address not of our proxies is the client.
