@@ -105,6 +105,8 @@ class HttpProtocol(asyncio.Protocol):
         self.peer = ""
         self.slots: deque[_Slot] = deque()
         self.deadline = time.monotonic() + IDLE_SECONDS
+        self.ended = False
+        self.closing = False
         self._reset()
 
     def _reset(self) -> None:
@@ -128,13 +130,23 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = None
         self.server.connections.discard(self)
 
+    def eof_received(self) -> bool:
+        """The client is done sending: answer what it asked, then close."""
+        self.ended = True
+        if not self.slots and self.transport is not None:
+            self.transport.close()
+        return True  # keep the transport open for the answers still to come
+
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return  # the client said "Connection: close": nothing after that counts
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse(400)
         except httptools.HttpParserError:
-            self._refuse(self.refused or 400)
+            if not self.closing:  # (llhttp also refuses bytes after "Connection: close")
+                self._refuse(self.refused or 400)
 
     def expired(self) -> None:
         if self.transport is not None and not self.slots:
@@ -160,6 +172,9 @@ class HttpProtocol(asyncio.Protocol):
             self.refused = 431
             raise httptools.HttpParserError("too many or too large headers")
         lowered = name.lower()
+        if lowered == b"content-length" and value.strip().isdigit() and int(value) > MAX_BODY:
+            self.refused = 413  # say so before the body arrives
+            raise httptools.HttpParserError("body too large")
         self.headers.append((lowered, value))
         if lowered == b"user-agent":
             self.user_agent = value
@@ -178,7 +193,7 @@ class HttpProtocol(asyncio.Protocol):
             self._refuse(400)
             return
         slot = _Slot()
-        slot.close = not self.parser.should_keep_alive()
+        slot.close = self.closing = not self.parser.should_keep_alive()
         self.slots.append(slot)
         method = self.parser.get_method().decode("ascii", "replace")
         raw_path, _, query = self.url.partition(b"?")
@@ -218,7 +233,7 @@ class HttpProtocol(asyncio.Protocol):
             if self.transport is None:
                 continue  # the client left; the hit is kept all the same
             self.transport.write(ready.data)  # type: ignore[arg-type]
-            if ready.close:
+            if ready.close or (self.ended and not self.slots):
                 self.transport.close()
                 self.slots.clear()
 
