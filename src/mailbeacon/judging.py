@@ -76,6 +76,8 @@ def catch_up(store: SqlStore, judge_: Judge, now: float, batch: int = 2000,
         except OperationalError as exc:  # another writer held the lock: next time
             log.debug("judge pass deferred: %s", exc)
             return total
+        if read is None:  # another judge moved the cursor meanwhile: read on from there
+            continue
         total += read
         passes = None if passes is None else passes - 1
         if read < batch:
@@ -112,7 +114,8 @@ class _Plan:
     engagement: dict[int, str | None] = field(default_factory=dict)
 
 
-def _one_pass(store: SqlStore, judge_: Judge, now: float, batch: int) -> int:
+def _one_pass(store: SqlStore, judge_: Judge, now: float, batch: int) -> int | None:
+    """One pass; the events it read, or None when another judge got there first."""
     with store.engine.connect() as conn:  # read phase: no write lock held
         seen = conn.scalar(sa.select(judge_cursor.c.last_event).where(
             judge_cursor.c.name == CURSOR))
@@ -139,7 +142,7 @@ def _one_pass(store: SqlStore, judge_: Judge, now: float, batch: int) -> int:
                     raise _LostRace
             _write(conn, plan, now)
     except (_LostRace, IntegrityError):  # IntegrityError: two first passes made the cursor
-        return 0
+        return None
     return len(rows)
 
 
