@@ -2,7 +2,7 @@
 
 One implementation serves both; the differences (URL driver, SQLite pragmas)
 are set up in ``open_store``. Writes that must be durable commit before they
-return; the tracking server batches its hit inserts through ``append_events``
+return; the tracking server batches its hit inserts through an ``Appender``
 (see ``writer.py``).
 """
 
@@ -169,11 +169,6 @@ class SqlStore:
             return [dict(r._mapping) for r in rows]
 
     # -- events -------------------------------------------------------------------
-
-    def append_events(self, batch: Sequence[Event]) -> None:
-        """Insert many events in one transaction (the group commit's write)."""
-        with self.engine.begin() as conn:
-            conn.execute(events.insert(), [e.row() for e in batch])
 
     def appender(self) -> Appender:
         return Appender(self.engine)

@@ -6,7 +6,7 @@ Two sources, in this order:
    ``first,last,CC`` address ranges (the layout of DB-IP's "IP to Country Lite"
    CSV, CC BY 4.0, which a user may download and keep updated; show "IP
    Geolocation by DB-IP" where results are shown) or of ``CIDR,CC`` lines.
-2. The optional ``iptocc`` package (MIT OR Apache-2.0), which embeds the
+2. The ``iptocc`` package (a dependency, MIT OR Apache-2.0), which embeds the
    Regional Internet Registries' delegation files. Its country is where the
    block is *registered*, not where it is used, so treat it as a hint.
 
@@ -33,7 +33,7 @@ CountryLookup = Callable[[str], str | None]
 
 
 def _registry_lookup() -> CountryLookup | None:
-    """iptocc's lookup when that optional package is installed (pip install iptocc)."""
+    """iptocc's lookup, when the package can be imported."""
     try:
         module = importlib.import_module("iptocc")
     except ImportError:
@@ -100,7 +100,7 @@ def load_country_db(path: str | Path) -> CountryDB:
 
 
 def rir_country_available() -> bool:
-    """Whether the optional iptocc package is installed."""
+    """Whether the iptocc package can be imported."""
     return _rir_country_code is not None
 
 
