@@ -53,6 +53,8 @@ class Event:
     ip: str = ""
     user_agent: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    # Idempotency key: the store keeps one event per key (None: no such guard).
+    key: str | None = None
 
     def values(self) -> tuple[Any, ...]:
         """The columns in ``COLUMNS`` order, as the store writes them."""
@@ -67,6 +69,7 @@ class Event:
             self.ip,
             self.user_agent,
             json.dumps(self.detail, sort_keys=True) if self.detail else "",
+            self.key,
         )
 
     def row(self) -> dict[str, Any]:
@@ -84,4 +87,5 @@ COLUMNS = (
     "ip",
     "user_agent",
     "detail",
+    "key",
 )

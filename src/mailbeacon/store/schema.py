@@ -59,7 +59,42 @@ class AddColumn:
         conn.execute(sa.text(f'ALTER TABLE {self.table} ADD COLUMN "{column.name}" {ddl}'))
 
 
-Step = CreateTable | AddIndex | AddColumn
+@dataclass(frozen=True)
+class AddDefaultedColumn:
+    """A NOT NULL column whose default the database computes, spelled per dialect
+    (the transaction id on PostgreSQL, a constant on SQLite)."""
+
+    table: str
+    column: sa.Column
+    defaults: tuple[tuple[str, str], ...]  # (dialect name, SQL default expression)
+
+    def declare(self, md: sa.MetaData) -> None:
+        md.tables[self.table].append_column(self.column._copy())
+
+    def run(self, conn: Connection, md: sa.MetaData) -> None:
+        column = md.tables[self.table].c[self.column.name]
+        ddl = column.type.compile(dialect=conn.dialect)
+        default = dict(self.defaults)[conn.dialect.name]
+        conn.execute(sa.text(f'ALTER TABLE {self.table} ADD COLUMN "{column.name}" {ddl} '
+                             f"NOT NULL DEFAULT {default}"))
+
+
+@dataclass(frozen=True)
+class AddUniqueIndex(AddIndex):
+    def declare(self, md: sa.MetaData) -> None:
+        table = md.tables[self.table]
+        sa.Index(self.name, *[table.c[c] for c in self.columns], unique=True)
+
+
+Step = CreateTable | AddIndex | AddColumn | AddDefaultedColumn
+
+# On PostgreSQL every event row carries the id of the transaction that wrote it:
+# ids are handed out at INSERT, not at COMMIT, so with several writers a lower id can
+# commit after a higher one. Readers of the stream (the judge, events --follow, the
+# API) page by (tx, id) and stop below the oldest transaction still running, which
+# no later commit can precede. SQLite serialises writers, so ids are in commit order
+# and tx stays 0 there.
+PG_TRANSACTION_ID = "(pg_current_xact_id()::text::bigint)"
 
 MIGRATIONS: tuple[tuple[str, tuple[Step, ...]], ...] = (
     ("0001_initial", (
@@ -168,6 +203,29 @@ MIGRATIONS: tuple[tuple[str, tuple[Step, ...]], ...] = (
             sa.Column("created_at", sa.Float, nullable=False),
         )),
     )),
+    ("0006_integrity", (
+        # An idempotency key: a hit's is made when it is answered, an inbound event's
+        # names the report and the copy. The store refuses a second row with the same
+        # key, so a replayed spool or a report delivered twice in parallel counts once.
+        AddColumn("events", sa.Column("key", sa.String(120), nullable=True)),
+        AddUniqueIndex("events", "ux_events_key", ("key",)),
+        AddDefaultedColumn("events", sa.Column("tx", sa.BigInteger, nullable=False),
+                           (("postgresql", PG_TRANSACTION_ID), ("sqlite", "0"))),
+        AddIndex("events", "ix_events_tx_id", ("tx", "id")),
+        AddIndex("events", "ix_events_campaign_id", ("campaign", "id")),
+        AddDefaultedColumn("judge_cursor", sa.Column("last_tx", sa.BigInteger, nullable=False),
+                           (("postgresql", "0"), ("sqlite", "0"))),
+        # API keys: only a hash is kept; the key is shown once, when it is made.
+        CreateTable("api_keys", (
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("name", sa.String(200), nullable=False),
+            sa.Column("prefix", sa.String(20), nullable=False),  # shown in listings
+            sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+            sa.Column("created_at", sa.Float, nullable=False),
+            sa.Column("last_used_at", sa.Float, nullable=True),
+            sa.Column("revoked_at", sa.Float, nullable=True),
+        )),
+    )),
 )
 
 
@@ -193,3 +251,4 @@ verdicts = metadata.tables["verdicts"]
 judge_cursor = metadata.tables["judge_cursor"]
 inbound = metadata.tables["inbound"]
 suppressions = metadata.tables["suppressions"]
+api_keys = metadata.tables["api_keys"]

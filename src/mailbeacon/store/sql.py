@@ -217,8 +217,11 @@ class Appender:
     def __init__(self, engine: Engine):
         self.engine = engine
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        # A row whose idempotency key is already stored (a spool replayed after a crash
+        # between its COMMIT and the spool's removal) is skipped, not counted twice.
         self.sql = (f"INSERT INTO events ({', '.join(COLUMNS)}) "
-                    f"VALUES ({', '.join([mark] * len(COLUMNS))})")
+                    f"VALUES ({', '.join([mark] * len(COLUMNS))}) "
+                    "ON CONFLICT (key) DO NOTHING")
         self._conn: Any = None
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> None:
@@ -226,6 +229,8 @@ class Appender:
             if self._conn is None:
                 self._conn = self.engine.raw_connection()
             cursor = self._conn.cursor()
+            if rows and len(rows[0]) == len(COLUMNS) - 1:  # written before keys existed
+                rows = [(*row, None) for row in rows]
             if rows:
                 cursor.executemany(self.sql, rows)
             else:

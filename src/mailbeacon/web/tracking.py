@@ -15,8 +15,11 @@ Protocol answers, whatever goes wrong:
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
+import itertools
 import logging
+import os
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -57,6 +60,24 @@ _HIT_KIND = {TokenKind.OPEN: str(EventKind.OPEN), TokenKind.CLICK: str(EventKind
              TokenKind.HONEYPOT: str(EventKind.HONEYPOT)}
 
 Row = tuple[Any, ...]
+
+
+class HitKeys:
+    """Idempotency keys for hits: a random prefix per process and a counter.
+
+    Unique across processes and restarts (the prefix is 96 random bits), one
+    string concatenation per hit. The store refuses a second row with the same
+    key, so a spool replayed twice counts each hit once.
+    """
+
+    def __init__(self) -> None:
+        self.prefix = "h" + base64.b32encode(os.urandom(10)).decode().lower() + "."
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return self.prefix + str(next(self.counter))
+
+
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
 Recorder = Callable[[Row], Awaitable[None]]
 AttachmentLoader = Callable[[int], Any]
@@ -72,6 +93,7 @@ class TrackingApp:
         self.fallback = fallback
         self.load_attachment = load_attachment
         self.trusted_proxies = tuple(trusted_proxies)
+        self.hit_keys = HitKeys()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -153,7 +175,7 @@ class TrackingApp:
         # The row in events.COLUMNS order, built here without an Event: this runs per hit.
         return (_HIT_KIND[claims.kind], self.clock.now(), claims.campaign, claims.message,
                 claims.link, claims.url if claims.kind is TokenKind.CLICK else "",
-                method, self.client_ip(peer, forwarded), user_agent, "")
+                method, self.client_ip(peer, forwarded), user_agent, "", self.hit_keys.next())
 
     async def _keep(self, row: Row) -> None:
         try:
