@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from apikeys import api_headers
 from dovecot import Dovecot
 from mailbeacon.clock import FixedClock
 from mailbeacon.sending import Outgoing, send
@@ -113,7 +114,8 @@ def test_reports_come_back_through_smtp_and_imap(
         imap.append(mdn(fay, clock))
         wait_for(store, 6)
         assert (imap.count("INBOX"), imap.count("mailbeacon-processed")) == (0, 3)
-        api = httpx.get(f"{server.url}/api/report", params={"campaign": "spring"}).json()
+        api = httpx.get(f"{server.url}/api/report", params={"campaign": "spring"},
+                        headers=api_headers(store_url)).json()
     assert [r.status for r in db.listing(store)] == ["matched"] * 6
     for a, b, c in (by_smtp.values(), by_imap.values()):
         assert timeline(data_dir, store_url, a.recipient) == ["sent", "delivered"]

@@ -14,6 +14,7 @@ from mailbeacon.core.tokens import Claims, TokenKind, TrackLevel
 from mailbeacon.store import queries
 from mailbeacon.store.sql import open_store
 from mailbeacon.web.tracking import PIXEL
+from apikeys import api_headers
 from serverproc import ServerProcess
 
 
@@ -131,12 +132,13 @@ def test_download_serves_the_file(server: ServerProcess) -> None:
 
 
 def test_api_and_health(server: ServerProcess) -> None:
+    key = api_headers(server.db_url)
     assert httpx.get(f"{server.url}/healthz").text == "ok\n"
-    assert httpx.get(f"{server.url}/api/report").json()["sent"] == 0
-    assert httpx.get(f"{server.url}/api/report?campaign=nope").status_code == 404
+    assert httpx.get(f"{server.url}/api/report", headers=key).json()["sent"] == 0
+    assert httpx.get(f"{server.url}/api/report?campaign=nope", headers=key).status_code == 404
     for bad in ("after=x", "limit=-1", "limit=0", "limit=5000", "after=-1",
                 "after=99999999999999999999999"):
-        assert httpx.get(f"{server.url}/api/events?{bad}").status_code == 400, bad
+        assert httpx.get(f"{server.url}/api/events?{bad}", headers=key).status_code == 400, bad
     assert httpx.get(f"{server.url}/nothing-here").status_code == 404
 
 

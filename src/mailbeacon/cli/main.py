@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from mailbeacon import __version__, config
 from mailbeacon.cli import (
+    apikey,
     events,
     inbound,
     judge,
@@ -29,7 +30,7 @@ from mailbeacon.cli import (
 from mailbeacon.errors import MailbeaconError
 
 COMMANDS = (serve, send, report, events, timeline, judge, migrate, keys, settings,
-            inbound, suppress, mdn)  # what comes back: docs/inbound.md
+            inbound, suppress, mdn, apikey)  # what comes back: docs/inbound.md
 
 
 def settings_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from mailbeacon.store import inbound as inbound_store
 from mailbeacon.store import queries
 from mailbeacon.store.sql import SqlStore
 from mailbeacon.store.writer import GroupCommitter
+from mailbeacon.web.auth import RequireApiKey
 from mailbeacon.web.tracking import TrackingApp
 
 
@@ -73,6 +74,7 @@ def api(store: SqlStore, committer: GroupCommitter | None = None) -> Starlette:
 def create_app(config: Config, store: SqlStore, keyring: Keyring, committer: GroupCommitter,
                clock: Clock) -> Any:
     return TrackingApp(
-        keyring=keyring, record=committer.record, clock=clock, fallback=api(store, committer),
+        keyring=keyring, record=committer.record, clock=clock,
+        fallback=RequireApiKey(api(store, committer), store, clock.now),
         load_attachment=store.get_attachment, trusted_proxies=config.trusted_proxies,
     )
