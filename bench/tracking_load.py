@@ -48,6 +48,7 @@ from mailbeacon import keys
 from mailbeacon.core import tokens
 from mailbeacon.core.tokens import Claims, TokenKind
 from mailbeacon.core.urls import click_url, pixel_url
+from mailbeacon.services import api_keys
 from mailbeacon.store.schema import events
 from mailbeacon.store.sql import SqlStore, open_store
 from mailbeacon.web.tracking import PIXEL
@@ -399,8 +400,10 @@ def token_paths(data_dir: Path, public_url: str, recipients: int) -> Paths:
     )
 
 
-def stats(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{HOST}:{port}/api/stats", timeout=5) as answer:
+def stats(port: int, api_key: str) -> dict[str, Any]:
+    request = urllib.request.Request(f"http://{HOST}:{port}/api/stats",
+                                     headers={"Authorization": f"Bearer {api_key}"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
         result: dict[str, Any] = json.load(answer)
         return result
 
@@ -491,6 +494,7 @@ def bench_server(
     with running(cmd, workdir / "serve.log", port, env) as proc:
         check_pixel(port)
         store = open_store(db_url, create=False)
+        _, api_key = api_keys.create(store, "tracking_load bench", time.time())
         try:
             for target, script, kind, status in (
                 ("mailbeacon pixel", scripts[0], "open", "2xx"),
@@ -500,7 +504,7 @@ def bench_server(
                 before = settled_count(port, probe, store, kind)
                 run = measure(opts, target, port, script, proc.pid, status)
                 run.stored = settled_count(port, probe, store, kind) - before
-                run.spooling = bool(stats(port)["spooling"])
+                run.spooling = bool(stats(port, api_key)["spooling"])
                 runs.append(run)
         finally:
             store.close()
