@@ -27,6 +27,7 @@ from mailbeacon.core.mime import (
     POLICY,
     canonical,
     crlf,
+    decode_text,
     encode_body,
     flatten,
     is_body_part,
@@ -154,7 +155,8 @@ def _text_part(part: EmailMessage) -> TextPart:
     # Links are ASCII, so an unknown charset still lets us look for them; it is an
     # error only if the part turns out to need changing.
     readable = charset if known_charset(charset) else "latin-1"
-    text = data.decode(readable, "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_text(data, readable, part.get_content_type())
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if part.get_content_type() == "text/html":
         scan = html_links.scan_html(text)
         return TextPart(part, True, charset, cte, text, scan.links, scan.top, scan.bottom)

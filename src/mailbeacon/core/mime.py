@@ -43,7 +43,12 @@ class SourcePolicy(_EmailPolicy):
     def header_fetch_parse(self, name: str, value: str) -> str:
         if not hasattr(value, "name"):
             value = value.lstrip(" \t")
-        return super().header_fetch_parse(name, value)
+        try:
+            return super().header_fetch_parse(name, value)
+        except (AttributeError, IndexError, TypeError, ValueError) as exc:
+            # The stdlib's structured header parsers fail on some malformed values
+            # (e.g. ``From: group:;x``) with internal errors instead of a defect.
+            raise MimeError(f"the {name} header cannot be read: {value.strip()[:80]!r}") from exc
 
     def fold_binary(self, name: str, value: str) -> bytes:
         if hasattr(value, "name"):  # a header we set, not one from the source
@@ -117,8 +122,30 @@ def crlf(data: bytes) -> bytes:
 
 def flatten(msg: EmailMessage) -> bytes:
     out = io.BytesIO()
-    BytesGenerator(out, mangle_from_=False, policy=POLICY).flatten(msg)
+    try:
+        BytesGenerator(out, mangle_from_=False, policy=POLICY).flatten(msg)
+    except UnicodeEncodeError as exc:
+        # The generator writes a part it could not parse (a multipart without a
+        # boundary, say) as text, which fails when that text is 8-bit. parse() refuses
+        # such parts at the top; inside an attached message they reach us here.
+        raise MimeError(f"malformed MIME: {_unwritable(msg)} and holds 8-bit text that "
+                        "cannot be written back") from exc
     return out.getvalue()
+
+
+def _unwritable(msg: EmailMessage) -> str:
+    """Which part the generator choked on, as precisely as its defects say."""
+    stack: list[EmailMessage] = [msg]
+    while stack:  # iterative, into attached messages too (walk() stops at them)
+        part = stack.pop()
+        for defect in part.defects:
+            problem = _FATAL_DEFECTS.get(type(defect))
+            if problem is not None:
+                return f"a {part.get_content_type()} part inside an attached message {problem}"
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend(p for p in payload if isinstance(p, EmailMessage))
+    return "a part inside an attached message is malformed"
 
 
 def new_message_id(clock: Clock, domain: str) -> str:
@@ -148,11 +175,21 @@ def transfer_decode(part: EmailMessage, cte: str) -> bytes:
 
 
 def known_charset(charset: str) -> bool:
+    """Whether ``charset`` names a text encoding Python has (not base64, rot13, ...)."""
     try:
-        codecs.lookup(charset)
-    except LookupError:
+        "".encode(codecs.lookup(charset).name)  # bytes-to-bytes codecs raise LookupError
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         return False
     return True
+
+
+def decode_text(data: bytes, charset: str, kind: str) -> str:
+    """The part's text; a body its own charset cannot read is an error naming both."""
+    try:
+        return data.decode(charset, "surrogateescape")
+    except UnicodeError as exc:  # stateful codecs (ISO-2022) ignore the error handler
+        reason = getattr(exc, "reason", str(exc))
+        raise MimeError(f"a {kind} part is not valid {charset} text ({reason})") from exc
 
 
 def canonical(text: str, charset: str) -> bytes:
