@@ -11,6 +11,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +24,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from mailbeacon.core.events import COLUMNS, Event
 from mailbeacon.errors import StoreError
@@ -27,6 +34,16 @@ from mailbeacon.store import schema
 from mailbeacon.store.schema import attachments, campaigns, events, messages
 
 S = schema
+log = logging.getLogger("mailbeacon.store")
+
+# A PostgreSQL that accepts TCP and never answers must not hang a writer: each bound
+# below turns that silence into an error within seconds, and the hits go to the spool.
+CONNECT_TIMEOUT = 5  # seconds, the whole connection set-up (libpq connect_timeout)
+BATCH_SECONDS = 5.0  # a hit batch's INSERT and COMMIT; past that its socket is shut
+STATEMENT_TIMEOUT_MS = 300_000  # any other statement (reports, the judge): 5 minutes
+TCP_USER_TIMEOUT_MS = 30_000  # unacknowledged bytes for this long: the peer is gone
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class SqlStore:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._appender_engine: Engine | None = None
 
     @property
     def dialect(self) -> str:
@@ -80,6 +98,8 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._appender_engine is not None:
+            self._appender_engine.dispose()
 
     # -- schema -----------------------------------------------------------------
 
@@ -100,6 +120,8 @@ class SqlStore:
                 continue
             md = S.build(i + 1)
             with self.engine.begin() as conn:
+                if self.dialect == "postgresql":  # an index on a big table takes its time
+                    conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
                 for step in steps:
                     step.run(conn, md)
                 conn.execute(S.migrations_table.insert().values(name=name, applied_at=now))
@@ -171,7 +193,12 @@ class SqlStore:
     # -- events -------------------------------------------------------------------
 
     def appender(self) -> Appender:
-        return Appender(self.engine)
+        """A hit writer on its own connection, outside the pool: a pooled connection
+        to a hung server would hang its pre-ping, with no bound."""
+        if self._appender_engine is None:
+            self._appender_engine = _make_engine(self.engine.url, BATCH_SECONDS,
+                                                 poolclass=NullPool)
+        return Appender(self._appender_engine)
 
     def count_events(self, kind: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(events)
@@ -211,11 +238,15 @@ class Appender:
 
     The group commit's write path: plain DB-API ``executemany`` and ``commit``,
     without the ORM-level statement work per row. A failed batch drops the
-    connection; the next batch opens a new one.
+    connection; the next batch opens a new one. A batch that takes longer than
+    ``bound`` seconds (a server that stopped answering) has its socket shut by
+    the watchdog, so the call fails instead of hanging.
     """
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, bound: float = BATCH_SECONDS):
         self.engine = engine
+        self.bound = bound
+        self._busy: tuple[float, Any] | None = None  # (started, connection) of the batch
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         # A row whose idempotency key is already stored (a spool replayed after a crash
         # between its COMMIT and the spool's removal) is skipped, not counted twice.
@@ -228,6 +259,8 @@ class Appender:
         try:
             if self._conn is None:
                 self._conn = self.engine.raw_connection()
+                WATCHDOG.watch(self)
+            self._busy = (time.monotonic(), self._conn)
             cursor = self._conn.cursor()
             if rows and len(rows[0]) == len(COLUMNS) - 1:  # written before keys existed
                 rows = [(*row, None) for row in rows]
@@ -240,6 +273,16 @@ class Appender:
         except Exception:
             self.close()
             raise
+        finally:
+            self._busy = None
+
+    def overdue(self, now: float) -> None:
+        """Called by the watchdog thread: shut the socket of a batch past its bound."""
+        busy = self._busy
+        if busy is not None and now - busy[0] > self.bound and busy is self._busy:
+            log.error("a hit batch has waited %.0fs for the database: dropping the connection",
+                      now - busy[0])
+            _shut_socket(busy[1])
 
     def ping(self) -> None:
         self([])  # an empty batch still opens the connection and commits
@@ -251,26 +294,106 @@ class Appender:
             self._conn = None
 
 
-def _make_sqlite_dir(url: str) -> None:
+def _shut_socket(conn: Any) -> None:
+    """Make a call blocked on this connection's socket fail now (another thread's call)."""
+    fileno = getattr(getattr(conn, "driver_connection", None), "fileno", None)
+    if fileno is None:  # SQLite: a local file, bounded by its busy timeout
+        return
+    with contextlib.suppress(Exception):
+        sock = socket.socket(fileno=os.dup(fileno()))
+        with contextlib.closing(sock):
+            sock.shutdown(socket.SHUT_RDWR)  # the blocked read sees EOF and raises
+
+
+class _Watchdog:
+    """One daemon thread for every Appender in the process, looking four times a second."""
+
+    def __init__(self) -> None:
+        self.appenders: weakref.WeakSet[Appender] = weakref.WeakSet()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def watch(self, appender: Appender) -> None:
+        with self.lock:
+            self.appenders.add(appender)
+            if self.thread is None or not self.thread.is_alive():  # (again after a fork)
+                self.thread = threading.Thread(target=self._run, name="batch-watchdog",
+                                               daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.25)
+            now = time.monotonic()
+            with self.lock:
+                appenders = list(self.appenders)
+            for appender in appenders:
+                appender.overdue(now)
+
+
+WATCHDOG = _Watchdog()
+
+
+def _sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url[len("sqlite:///"):].split("?")[0])
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the directory for the SQLite store {path}: {exc}") from exc
+        return Path(url[len("sqlite:///"):].split("?")[0])
+    return None
+
+
+def _prepare_sqlite_file(path: Path, create: bool) -> None:
+    """Make the file 0600 before SQLite opens it (its -wal and -shm copy that mode); a
+    read-only command (``create=False``) never makes a store, nor its directory."""
+    if path.exists():
+        return
+    if not create:
+        raise StoreError(f"no store at {path}: run `mailbeacon migrate` or `mailbeacon serve` "
+                         "with this --db first")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise StoreError(f"cannot create the SQLite store {path}: {exc.strerror}") from exc
+
+
+def _pg_connect_args(url: URL, statement_ms: int) -> dict[str, Any]:
+    """Bounds for every PostgreSQL connection, unless the URL sets its own."""
+    wanted: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT,
+                              "tcp_user_timeout": TCP_USER_TIMEOUT_MS, **KEEPALIVES}
+    args = {k: v for k, v in wanted.items() if k not in url.query}
+    options = url.query.get("options", "")
+    options = " ".join(options) if isinstance(options, tuple) else options
+    if "statement_timeout" not in options:
+        args["options"] = f"{options} -c statement_timeout={statement_ms}".strip()
+    return args
+
+
+def _make_engine(url: str | URL, batch_seconds: float | None = None, **kw: Any) -> Engine:
+    """An engine for ``url``; ``batch_seconds`` sets a hit writer's statement bound."""
+    try:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() == "postgresql":
+            statement_ms = int(batch_seconds * 1000) if batch_seconds else STATEMENT_TIMEOUT_MS
+            kw["connect_args"] = _pg_connect_args(parsed, statement_ms)
+        engine = sa.create_engine(parsed, **kw)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot use store URL {str(url)!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        sa_event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def open_store(url: str, *, create: bool = True, now: float = 0.0) -> SqlStore:
-    """Open (and when ``create``, migrate) the store at ``url``; StoreError if it cannot."""
+    """Open (and when ``create``, migrate) the store at ``url``; StoreError if it cannot.
+
+    With ``create=False`` (read-only commands) nothing is created: an SQLite file
+    that does not exist is a StoreError naming it.
+    """
     url = normalise_url(url)
-    _make_sqlite_dir(url)
-    try:
-        engine = sa.create_engine(url, pool_pre_ping=True)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StoreError(f"cannot use store URL {url!r}: {exc}") from exc
-    if engine.dialect.name == "sqlite":
-        sa_event.listen(engine, "connect", _sqlite_pragmas)
+    path = _sqlite_path(url)
+    if path is not None:
+        _prepare_sqlite_file(path, create)
+    engine = _make_engine(url, pool_pre_ping=True)
     store = SqlStore(engine)
     try:
         store.ping()
@@ -279,7 +402,7 @@ def open_store(url: str, *, create: bool = True, now: float = 0.0) -> SqlStore:
         else:
             store.check_schema()
     except SQLAlchemyError as exc:
-        engine.dispose()
+        store.close()
         raise StoreError(f"cannot open the store at {engine.url!r}: {exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0]}") from exc
     return store

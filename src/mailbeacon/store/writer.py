@@ -7,15 +7,18 @@ and commits; only then are the handlers woken. Under load batches grow by
 themselves, so one fsync serves many hits; with no load a hit waits for one
 commit, no timer.
 
-When the store refuses a batch (the database went away), the batch is
-appended to a spool file in the data directory and fsynced before anyone is
-answered, so an acknowledged hit is never lost; the thread replays spool files
-into the store once it answers again.
+When the store refuses a batch (the database went away, or hangs past the
+Appender's time bound), the batch is appended to a spool file in the data
+directory and fsynced before anyone is answered, so an acknowledged hit is
+never lost; the thread replays spool files into the store once it answers
+again. When the spool cannot take it either (the disk is full), the waiters
+are told (``done(error)``: the server answers 503), never that it was kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -25,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mailbeacon.core.events import COLUMNS
 from mailbeacon.store.sql import Appender, SqlStore
 
 log = logging.getLogger("mailbeacon.writer")
@@ -32,22 +36,27 @@ Done = Callable[[BaseException | None], None]
 # Tests widen the window between a hit's arrival and its COMMIT, as a slow disk
 # would, to show that no hit is answered inside that window. Not a setting.
 SLOW_DISK_SECONDS = float(os.environ.get("MAILBEACON_TEST_SLOW_DISK_MS", "0")) / 1000
-
+REPLAY_BATCH = 500  # spooled rows per transaction: each well inside the batch time bound
 
 
 class Spool:
-    """Append-only JSON-lines files holding batches the store could not take."""
+    """Append-only JSON-lines files (mode 0600) holding batches the store could not take.
+
+    A line cut short (a full disk, a crash mid-write) is set aside in
+    ``torn-*.jsonl``, byte for byte, and the lines around it replay: one bad
+    line never holds back the hits behind it.
+    """
 
     def __init__(self, directory: Path):
         self.directory = directory
 
     def append(self, rows: Sequence[Sequence[Any]]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Append and fsync ``rows``; on failure (ENOSPC) the file is cut back to where it
+        was, so a failed batch leaves no torn line, and the OSError goes to the caller."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.directory / f"hits-{os.getpid()}.jsonl"
-        with open(path, "a", encoding="utf-8") as out:
-            out.write("".join(json.dumps(r) + "\n" for r in rows))
-            out.flush()
-            os.fsync(out.fileno())
+        data = "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
+        _append_synced(path, data)
 
     def pending(self) -> list[Path]:
         if not self.directory.exists():
@@ -57,22 +66,42 @@ class Spool:
     def replay(self, append: Appender) -> int:
         """Move spooled rows into the store; returns how many. Raises if the store is away.
 
-        A row the store refuses while it takes others (bad data, not a dead
-        database) is moved to ``rejected-*.jsonl`` beside the spool: kept, and
-        no longer blocking the rows behind it.
+        Rows go in batches of ``REPLAY_BATCH``, each within the writer's time bound;
+        a file is removed once all its rows are in. A crash before the removal
+        replays the file again: each row's idempotency key makes the store skip
+        the rows it already holds. A row the store refuses while it takes others
+        (bad data, not a dead database) is moved to ``rejected-*.jsonl``.
         """
         moved = 0
         for path in self.pending():
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip()]
-            try:
-                if rows:
-                    append(rows)
-            except Exception:
-                self._one_by_one(rows, append)
+            rows = self._read(path)
+            for first in range(0, len(rows), REPLAY_BATCH):
+                chunk = rows[first:first + REPLAY_BATCH]
+                try:
+                    append(chunk)
+                except Exception:
+                    self._one_by_one(chunk, append)
             path.unlink()
             moved += len(rows)
         return moved
+
+    def _read(self, path: Path) -> list[list[Any]]:
+        """The file's rows; torn lines are copied to ``torn-*.jsonl`` (fsynced) first."""
+        rows, torn = [], []
+        for line in path.read_bytes().splitlines(keepends=True):
+            if not line.strip():
+                continue
+            row = _parse_row(line)
+            if row is None:
+                torn.append(line if line.endswith(b"\n") else line + b"\n")
+            else:
+                rows.append(row)
+        if torn:
+            kept = self.directory / f"torn-{os.getpid()}.jsonl"
+            _append_synced(kept, b"".join(torn))
+            log.error("%d torn lines in %s (a full disk or a crash mid-write): kept in %s, "
+                      "the other %d rows replay", len(torn), path, kept, len(rows))
+        return rows
 
     def _one_by_one(self, rows: list[Any], append: Appender) -> None:
         append.ping()  # raises when the store is away: the file stays for the next try
@@ -85,10 +114,38 @@ class Spool:
         if refused:
             log.error("the store refused %d spooled hits; kept in %s", len(refused),
                       self.directory / "rejected-*.jsonl")
-            with open(self.directory / f"rejected-{os.getpid()}.jsonl", "a") as out:
-                out.write("".join(json.dumps(r) + "\n" for r in refused))
-                out.flush()
-                os.fsync(out.fileno())
+            _append_synced(self.directory / f"rejected-{os.getpid()}.jsonl",
+                           "".join(json.dumps(r) + "\n" for r in refused).encode("utf-8"))
+
+
+def _parse_row(line: bytes) -> list[Any] | None:
+    """A spooled row, or None for a line that is not one (torn). Rows from before the
+    idempotency key (one column fewer) get a null key."""
+    try:
+        row = json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+        return None
+    if not isinstance(row, list) or len(row) not in (len(COLUMNS), len(COLUMNS) - 1):
+        return None
+    return row if len(row) == len(COLUMNS) else [*row, None]
+
+
+def _append_synced(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created 0600) and fsync; all of it or none of it."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # no half line for the replay to trip on
+            raise
+    finally:
+        os.close(fd)
 
 
 class GroupCommitter:
@@ -97,6 +154,13 @@ class GroupCommitter:
     While a batch is being written, new hits only append to a list: no lock,
     no thread wake-up per hit. When the write returns, everything that piled
     up meanwhile is the next batch.
+
+    Once the store refused a batch, later batches go straight to the spool (no
+    batch waits on a dead or silent database) and every ``retry_every`` seconds
+    a probe on its own connection and thread asks the store; when it answers,
+    the writer replays the spool and writes to the store again. When the spool
+    cannot take a batch either (a full disk), its waiters get the error: a hit
+    is reported kept only when it is.
     """
 
     def __init__(self, store: SqlStore, spool: Spool, batch_max: int = 512,
@@ -105,7 +169,9 @@ class GroupCommitter:
         self.batch_max = batch_max
         self.retry_every = retry_every
         self.append = store.appender()
+        self.probe = store.appender()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+        self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-probe")
         self._pending: list[tuple[tuple[Any, ...], Done]] = []
         self._flushing = False
         self._spooling = False
@@ -113,6 +179,7 @@ class GroupCommitter:
         self._flusher: asyncio.Task[None] | None = None
         self.batches = 0
         self.written = 0
+        self.refused = 0  # hits neither the store nor the spool took (answered 503)
 
     @property
     def spooling(self) -> bool:
@@ -128,11 +195,14 @@ class GroupCommitter:
             await asyncio.sleep(0.01)
         if self._retry:
             self._retry.cancel()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.append.close)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.append.close)
         self._executor.shutdown(wait=True)
+        self._prober.shutdown(wait=False)  # a probe hung on a silent database: let it be
 
     async def record(self, row: tuple[Any, ...]) -> None:
-        """Return once ``row`` (``events.COLUMNS`` order) is committed (or fsynced to the spool)."""
+        """Return once ``row`` (``events.COLUMNS`` order) is committed (or fsynced to the
+        spool); raise the error when neither took it."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.submit(row, lambda error: _settle_future(future, error))
         await future
@@ -154,8 +224,10 @@ class GroupCommitter:
                 rows = [row for row, _ in batch]
                 try:
                     await loop.run_in_executor(self._executor, self._write, rows)
-                except OSError as exc:  # neither the store nor the spool took them
-                    log.error("could not keep %d hits: %s", len(rows), exc)
+                except Exception as exc:  # neither the store nor the spool took them
+                    self.refused += len(rows)
+                    log.error("could not keep %d hits (store and spool refused): %s",
+                              len(rows), exc)
                     _settle(batch, exc)
                 else:
                     _settle(batch, None)
@@ -166,16 +238,23 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.retry_every)
-            if self._spooling:
+            if self._spooling and await loop.run_in_executor(self._prober, self._store_answers):
                 await loop.run_in_executor(self._executor, self._replay_spool)
 
-    # -- on the writer thread -------------------------------------------------------
+    # -- on the writer thread (and the probe's) ------------------------------------------
+
+    def _store_answers(self) -> bool:
+        try:
+            self.probe.ping()
+        except Exception:  # still away, or still silent (bounded by the connect timeout)
+            return False
+        finally:
+            self.probe.close()  # hold no connection between probes
+        return True
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         if SLOW_DISK_SECONDS:
             time.sleep(SLOW_DISK_SECONDS)
-        if self._spooling:
-            self._replay_spool()
         if not self._spooling:
             try:
                 self.append(rows)
@@ -185,16 +264,17 @@ class GroupCommitter:
                           self.spool.directory)
                 self._spooling = True
         if self._spooling:
-            self.spool.append(rows)
+            self.spool.append(rows)  # OSError (a full disk): the waiters hear of it
         self.batches += 1
         self.written += len(rows)
 
     def _replay_spool(self) -> None:
         try:
             moved = self.spool.replay(self.append)
-        except Exception as exc:  # the store is still away; keep spooling
+        except Exception as exc:  # the store is still away (or the disk full); keep spooling
             self._spooling = True
-            log.debug("spool replay deferred: %s", exc)
+            log.warning("spool replay deferred: %s", str(exc).splitlines()[0] if str(exc)
+                        else type(exc).__name__)
             return
         if moved:
             log.warning("replayed %d spooled hits into the store", moved)

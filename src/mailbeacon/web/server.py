@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from mailbeacon import keys
@@ -66,11 +67,9 @@ async def judge_forever(store: SqlStore, judge: Judge, clock: Clock,
 async def serve(config: Config, clock: Clock) -> None:
     """Serve until SIGINT/SIGTERM. Raises StoreError before listening if the store is unusable."""
     store = open_store(config.db_url, now=clock.now())
-    keyring = keys.load_or_create(config.data_path)
+    keyring = keys.LiveKeyring(config.data_path)  # `keys rotate` needs no restart
     spool = config.data_path / "spool"
-    # Before any other worker runs: spools that workers of an earlier run left.
-    for leftover in sorted(spool.glob("worker-*")):
-        Spool(leftover).replay(store.appender())
+    _replay_worker_spools(store, spool)
     committer = GroupCommitter(store, Spool(spool), batch_max=config.commit_batch)
     await committer.start()
     server = Listener(config, create_app(config, store, keyring, committer, clock), committer)
@@ -103,7 +102,7 @@ async def serve(config: Config, clock: Clock) -> None:
 async def serve_hits(config: Config, clock: Clock, worker: int) -> None:
     """One more tracking process: the hot path and the API, no judge, no inbound receiver."""
     store = open_store(config.db_url, create=False)
-    keyring = keys.load_or_create(config.data_path)
+    keyring = keys.LiveKeyring(config.data_path)
     committer = GroupCommitter(store, Spool(config.data_path / "spool" / f"worker-{worker}"),
                                batch_max=config.commit_batch)
     await committer.start()
@@ -114,6 +113,21 @@ async def serve_hits(config: Config, clock: Clock, worker: int) -> None:
     finally:
         await committer.stop()
         store.close()
+
+
+def _replay_worker_spools(store: SqlStore, spool: Path) -> None:
+    """Before any other worker runs: spools that workers of an earlier run left (there may
+    have been more of them). One that cannot replay now stays for its worker, or the next
+    start: never a reason not to serve."""
+    append = store.appender()
+    try:
+        for leftover in sorted(spool.glob("worker-*")):
+            try:
+                Spool(leftover).replay(append)
+            except Exception as exc:
+                log.error("spool %s not replayed yet: %s", leftover, exc)
+    finally:
+        append.close()
 
 
 class Listener:
