@@ -11,6 +11,13 @@ The MAC is HMAC-SHA256 over a domain tag and the payload, truncated to 128
 bits. The key id selects the key in a keyring, so keys rotate without breaking
 mail already sent. URL tokens use unpadded base64url; VERP tokens (which live
 in an address local part that some MTAs lower-case) use lower-case base32.
+
+One token, one spelling: decoding is strict, so a token is accepted only in
+the exact form ``encode`` gives (a VERP token in either letter case, since
+MTAs fold it). The standard alphabet (``+`` ``/``), ``=`` padding, whitespace,
+non-ASCII look-alikes and unused trailing bits that are not zero are refused:
+otherwise one signed token has many spellings, and anything that counts or
+compares hits by token (logs, caches, a proxy's dedup) is fooled.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ MAC_SIZE = 16
 _DOMAIN = b"mailbeacon-token/1\x00"
 MAX_TOKEN_CHARS = 4096  # a click URL is long, not this long
 _URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
+_STD_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 class TokenKind(enum.IntEnum):
@@ -191,11 +199,13 @@ def decode(token: str, keyring: Keyring) -> Claims:
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise TokenError("token is empty or too long")
     try:
-        # What base64.urlsafe_b64decode does, without its two layers of checks.
-        data = (token + "=" * (-len(token) % 4)).encode("ascii").translate(_URLSAFE_TO_STD)
-        raw = binascii.a2b_base64(data)
+        spelled = token.encode("ascii")
+        raw = binascii.a2b_base64(spelled.translate(_URLSAFE_TO_STD) + b"=" * (-len(token) % 4))
     except (binascii.Error, ValueError) as exc:
         raise TokenError("token is not base64url") from exc
+    # The one spelling: encoding what was decoded gives the token back, byte for byte.
+    if binascii.b2a_base64(raw, newline=False).translate(_STD_TO_URLSAFE).rstrip(b"=") != spelled:
+        raise TokenError("token is not in canonical base64url")
     return unseal(raw, keyring)
 
 
@@ -205,10 +215,14 @@ def encode_verp(claims: Claims, keyring: Keyring) -> str:
 
 
 def decode_verp(token: str, keyring: Keyring) -> Claims:
-    if not token or len(token) > 200:
-        raise TokenError("VERP token is empty or too long")
+    """Either letter case (an MTA may fold the local part), one spelling otherwise."""
+    if not token or len(token) > 200 or not token.isascii():  # "ı".upper() == "I"
+        raise TokenError("VERP token is empty, too long or not ASCII")
+    spelled = token.upper().encode("ascii")
     try:
-        raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+        raw = base64.b32decode(spelled + b"=" * (-len(token) % 8))
     except (binascii.Error, ValueError) as exc:
         raise TokenError("VERP token is not base32") from exc
+    if base64.b32encode(raw).rstrip(b"=") != spelled:
+        raise TokenError("VERP token is not in canonical base32")
     return unseal(raw, keyring)

@@ -3,14 +3,23 @@
 A hit costs what it must (parse the request with httptools, verify the
 token, hand the row to the group committer) and nothing more: no ASGI scope,
 no task, no future. The answer is written by a callback when the hit's batch
-is committed. Every other path (downloads, the API, health) goes through the
+is committed; a hit that neither the store nor the spool took is answered 503,
+never 200. Every other path (downloads, the API, health) goes through the
 ASGI app (``TrackingApp`` in front of Starlette) by a small bridge.
 
-Responses on a connection leave in request order even when a later request
-(a bad token, answered at once) is ready before an earlier one (waiting for
-its commit): each request takes a slot, and slots are written from the front.
+Each request has its own state (``_Request``): pipelined requests never see
+each other's headers or body. Responses on a connection leave in request
+order even when a later request (a bad token, a refused request) is ready
+before an earlier one (waiting for its commit): each request takes a slot,
+and slots are written from the front. A refusal (400, 413, 414, 431, 500) is
+the last slot: the answers before it go out first, then the connection closes.
+
 Limits close what no browser or mail client sends: long request lines,
-header floods, bodies over a megabyte, connections idle too long.
+header floods, bodies over a megabyte, connections idle too long. Header
+values may carry control characters (user agents with ESC, NUL, BEL or DEL
+exist): llhttp's lenient header mode takes them, the tracking app replaces
+them before storing; CR and LF alone, Content-Length and Transfer-Encoding
+stay strict, so no request can be smuggled past the parser.
 """
 
 from __future__ import annotations
@@ -21,27 +30,38 @@ import time
 from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 import httptools
 
-from mailbeacon.web.tracking import ASGIApp, TrackingApp, _printable
+from mailbeacon.core.urls import shorten_tokens
+from mailbeacon.web.tracking import UNAVAILABLE, Answer, ASGIApp, TrackingApp, _printable
 
 log = logging.getLogger("mailbeacon.http")
+access_log = logging.getLogger("mailbeacon.access")
 
 MAX_URL = 8192
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY = 1024 * 1024
 MAX_PIPELINED = 64  # requests waiting for their answers on one connection
+PAUSE_READING_AT = MAX_PIPELINED // 2  # stop reading while this many wait
 IDLE_SECONDS = 75.0  # a keep-alive connection with nothing asked of it
 REQUEST_SECONDS = 30.0  # to send one whole request (slowloris)
+LINGER_SECONDS = 2.0  # after the last answer, read (and drop) what is still coming
 
 Submit = Callable[[tuple[Any, ...], Callable[[BaseException | None], None]], None]
-_REASONS = {200: b"OK", 302: b"Found", 400: b"Bad Request", 404: b"Not Found",
-            413: b"Content Too Large", 414: b"URI Too Long",
-            431: b"Request Header Fields Too Large", 500: b"Internal Server Error"}
+_REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+
+
+class _Refusal(Exception):
+    """Raised in a parser callback: answer ``status`` and close (the request is not served)."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
 
 
 class Clockwork:
@@ -62,13 +82,15 @@ class Clockwork:
 class Server:
     """What every connection shares: the tracking app, the committer, the Date header,
     and one sweep a second that closes idle and too slow connections (cheaper than a
-    timer per request)."""
+    timer per request). ``log_access``: one log line per answer (``mailbeacon.access``)."""
 
-    def __init__(self, app: TrackingApp, asgi: ASGIApp, submit: Submit, host: str, port: int):
+    def __init__(self, app: TrackingApp, asgi: ASGIApp, submit: Submit, host: str, port: int,
+                 *, log_access: bool = False):
         self.app = app
         self.asgi = asgi
         self.submit = submit
         self.address = (host, port)
+        self.log_access = log_access
         self.clockwork = Clockwork()
         self.connections: set[HttpProtocol] = set()
         self.sweeper: asyncio.TimerHandle | None = None
@@ -89,34 +111,47 @@ class Server:
             self.sweeper.cancel()
 
 
-class _Slot:
-    __slots__ = ("close", "data")
+class _Request:
+    """One request as the parser delivers it; each pipelined request has its own."""
 
-    def __init__(self) -> None:
-        self.data: bytes | None = None
-        self.close = False
+    __slots__ = ("body", "forwarded", "header_bytes", "headers", "started", "url",
+                 "user_agent")
 
-
-class HttpProtocol(asyncio.Protocol):
-    def __init__(self, server: Server):
-        self.server = server
-        self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.peer = ""
-        self.slots: deque[_Slot] = deque()
-        self.deadline = time.monotonic() + IDLE_SECONDS
-        self.ended = False
-        self.closing = False
-        self._reset()
-
-    def _reset(self) -> None:
+    def __init__(self, started: float) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
         self.user_agent = b""
         self.forwarded = b""
         self.body = b""
-        self.refused = 0
+        self.started = started  # for the access log only (0.0 when it is off)
+
+
+class _Slot:
+    """A place in the answer queue: filled when the answer is ready, written in turn."""
+
+    __slots__ = ("close", "data", "method", "request")
+
+    def __init__(self, close: bool, method: str = "-", request: _Request | None = None) -> None:
+        self.data: bytes | None = None
+        self.close = close
+        self.method = method
+        self.request = request  # kept only for the access log
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, server: Server):
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_headers=True)  # see the module docstring
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.slots: deque[_Slot] = deque()
+        self.request = _Request(0.0)
+        self.deadline = time.monotonic() + IDLE_SECONDS
+        self.ended = False  # the client sent EOF
+        self.closing = False  # no more requests are read: an answer says "connection: close"
+        self.paused = False
 
     # -- the connection ----------------------------------------------------------------
 
@@ -139,14 +174,19 @@ class HttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
-            return  # the client said "Connection: close": nothing after that counts
+            return  # after "Connection: close" or a refusal nothing counts (read and dropped)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse(400)
+            self._close_after_answers()  # what follows an upgrade is not HTTP/1.1 we serve
+        except httptools.HttpParserCallbackError as exc:
+            self._callback_failed(exc.__context__)
         except httptools.HttpParserError:
             if not self.closing:  # (llhttp also refuses bytes after "Connection: close")
-                self._refuse(self.refused or 400)
+                self._refuse(400)
+        if len(self.slots) >= PAUSE_READING_AT and not self.closing and self.transport:
+            self.paused = True
+            self.transport.pause_reading()
 
     def expired(self) -> None:
         if self.transport is not None and not self.slots:
@@ -157,68 +197,93 @@ class HttpProtocol(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._reset()
-        self.deadline = time.monotonic() + REQUEST_SECONDS
+        now = time.monotonic()
+        self.request = _Request(now if self.server.log_access else 0.0)
+        self.deadline = now + REQUEST_SECONDS
 
     def on_url(self, url: bytes) -> None:
-        self.url += url
-        if len(self.url) > MAX_URL:
-            self.refused = 414
-            raise httptools.HttpParserError("request line too long")
+        request = self.request
+        request.url += url
+        if len(request.url) > MAX_URL:
+            raise _Refusal(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value)
-        if len(self.headers) >= MAX_HEADERS or self.header_bytes > MAX_HEADER_BYTES:
-            self.refused = 431
-            raise httptools.HttpParserError("too many or too large headers")
+        request = self.request
+        request.header_bytes += len(name) + len(value)
+        if len(request.headers) >= MAX_HEADERS or request.header_bytes > MAX_HEADER_BYTES:
+            raise _Refusal(431)
         lowered = name.lower()
         if lowered == b"content-length" and value.strip().isdigit() and int(value) > MAX_BODY:
-            self.refused = 413  # say so before the body arrives
-            raise httptools.HttpParserError("body too large")
-        self.headers.append((lowered, value))
+            raise _Refusal(413)  # say so before the body arrives
+        request.headers.append((lowered, value))
         if lowered == b"user-agent":
-            self.user_agent = value
+            request.user_agent = value
         elif lowered == b"x-forwarded-for":
-            self.forwarded = value
+            request.forwarded = value
 
     def on_body(self, body: bytes) -> None:
-        self.body += body
-        if len(self.body) > MAX_BODY:
-            self.refused = 413
-            raise httptools.HttpParserError("body too large")
+        request = self.request
+        request.body += body
+        if len(request.body) > MAX_BODY:
+            raise _Refusal(413)
 
     def on_message_complete(self) -> None:
         self.deadline = time.monotonic() + IDLE_SECONDS
         if len(self.slots) >= MAX_PIPELINED:
-            self._refuse(400)
-            return
-        slot = _Slot()
-        slot.close = self.closing = not self.parser.should_keep_alive()
-        self.slots.append(slot)
+            raise _Refusal(400)
+        request = self.request
         method = self.parser.get_method().decode("ascii", "replace")
-        raw_path, _, query = self.url.partition(b"?")
+        slot = _Slot(not self.parser.should_keep_alive(), method,
+                     request if self.server.log_access else None)
+        self.closing = slot.close
+        self.slots.append(slot)
+        try:
+            self._dispatch(request, slot)
+        except Exception:  # a bug of ours: say so, in the log and to the client
+            log.exception("%s %s failed", method, request.url[:200])
+            slot.close = self.closing = True
+            self._fill(slot, self._plain(500, slot.close))
+
+    def _dispatch(self, request: _Request, slot: _Slot) -> None:
+        raw_path, _, query = request.url.partition(b"?")
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = unquote(path, errors="replace")
         found = self.server.app.answer_hit(
-            path, method, self.peer, _printable(self.user_agent[:1024]),
-            _printable(self.forwarded[:1024]))
+            path, slot.method, self.peer, _printable(request.user_agent[:1024]),
+            _printable(request.forwarded[:1024]))
         if found is None:
             asyncio.get_running_loop().create_task(
-                self._asgi(slot, method, path, raw_path, query))
+                self._asgi(slot, request, path, raw_path, query))
             return
-        row, (status, headers, body) = found
-        answer = self._response(status, headers, b"" if method == "HEAD" else body, slot.close)
+        row, answer = found
+        data = self._answer(answer, slot)
         if row is None:
-            self._fill(slot, answer)
+            self._fill(slot, data)
         else:
-            self.server.submit(row, lambda _error: self._fill(slot, answer))
+            self.server.submit(row, lambda error: self._committed(slot, data, error))
+
+    def _committed(self, slot: _Slot, data: bytes, error: BaseException | None) -> None:
+        """The committer's word on a hit: kept (its answer goes), or lost (503, never 200)."""
+        self._fill(slot, data if error is None else self._answer(UNAVAILABLE, slot))
+
+    def _callback_failed(self, cause: BaseException | None) -> None:
+        if isinstance(cause, _Refusal):
+            self._refuse(cause.status)
+        else:
+            log.error("HTTP parser callback failed", exc_info=cause)
+            self._refuse(500)
 
     # -- answers ---------------------------------------------------------------------------
 
+    def _answer(self, answer: Answer, slot: _Slot) -> bytes:
+        status, headers, body = answer
+        return self._response(status, headers, b"" if slot.method == "HEAD" else body,
+                              slot.close)
+
     def _response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
                   close: bool) -> bytes:
-        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"OK")),
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
                 self.server.clockwork.date()]
         head += [name + b": " + value + b"\r\n" for name, value in headers]
         if close:
@@ -226,34 +291,74 @@ class HttpProtocol(asyncio.Protocol):
         head.append(b"\r\n")
         return b"".join(head) + body
 
+    def _plain(self, status: int, close: bool) -> bytes:
+        body = _REASONS.get(status, b"Error") + b"\n"
+        return self._response(status, [
+            (b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+            body, close)
+
     def _fill(self, slot: _Slot, data: bytes) -> None:
         slot.data = data
         while self.slots and self.slots[0].data is not None:
             ready = self.slots.popleft()
+            if self.server.log_access:
+                self._log_access(ready)
             if self.transport is None:
                 continue  # the client left; the hit is kept all the same
             self.transport.write(ready.data)  # type: ignore[arg-type]
             if ready.close or (self.ended and not self.slots):
-                self.transport.close()
+                self._linger()
                 self.slots.clear()
+        if self.paused and len(self.slots) < PAUSE_READING_AT and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
 
     def _refuse(self, status: int) -> None:
+        """Answer ``status`` after the answers still owed, then close: nothing more is read."""
+        self.closing = True
+        slot = _Slot(True, "-", self.request if self.server.log_access else None)
+        self.slots.append(slot)
+        self._fill(slot, self._plain(status, close=True))
+
+    def _close_after_answers(self) -> None:
+        self.closing = True
+        if self.slots:  # the last answer owed closes the connection once it is written
+            self.slots[-1].close = True
+        else:
+            self._linger()
+
+    def _linger(self) -> None:
+        """Close our side once the answers are out, but keep reading (and dropping) what
+        the client still sends for a moment: closing with unread input sends a TCP reset,
+        which can destroy answers the client has not read yet."""
+        self.closing = True
         if self.transport is None:
             return
-        body = _REASONS.get(status, b"Bad Request") + b"\n"
-        self.transport.write(self._response(status, [
-            (b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
-            body, close=True))
-        self.transport.close()
+        if self.ended or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
+        self.deadline = time.monotonic() + LINGER_SECONDS
 
-    async def _asgi(self, slot: _Slot, method: str, path: str, raw_path: bytes,
+    def _log_access(self, slot: _Slot) -> None:
+        request, data = slot.request, slot.data or b""
+        url = request.url if request is not None else b""
+        took = (time.monotonic() - request.started) * 1000 if request is not None else 0.0
+        access_log.info("%s %s %s %d %.1fms %s", slot.method,
+                        shorten_tokens(url.decode("latin-1")), data[9:12].decode("latin-1"),
+                        len(data), took, self.peer)
+
+    async def _asgi(self, slot: _Slot, request: _Request, path: str, raw_path: bytes,
                     query: bytes) -> None:
         """Any other path: run the ASGI app, buffer its (small) answer, write it in turn."""
-        body, started, chunks = self.body, {}, []
+        body, started, chunks = request.body, {}, []
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": method, "scheme": "http", "path": path, "raw_path": raw_path,
-            "query_string": query, "root_path": "", "headers": self.headers,
+            "method": slot.method, "scheme": "http", "path": path, "raw_path": raw_path,
+            "query_string": query, "root_path": "", "headers": request.headers,
             "client": (self.peer, 0), "server": self.server.address,
         }
 
@@ -272,13 +377,13 @@ class HttpProtocol(asyncio.Protocol):
             await self.server.asgi(scope, receive, send)  # type: ignore[arg-type]
             status, headers = started["status"], list(started.get("headers", []))
         except Exception:
-            log.exception("%s %s failed", method, path)
-            status, headers, chunks = 500, [(b"content-type", b"text/plain")], [b"error\n"]
+            log.exception("%s %s failed", slot.method, path)
+            self._fill(slot, self._plain(500, slot.close))
+            return
         data = b"".join(chunks)
         headers = [(n.lower(), v) for n, v in headers if n.lower() != b"content-length"]
         headers.append((b"content-length", str(len(data)).encode()))
-        self._fill(slot, self._response(status, headers, b"" if method == "HEAD" else data,
-                                        slot.close))
+        self._fill(slot, self._answer((status, headers, data), slot))
 
 
 async def listen(server: Server, *, reuse_port: bool = False) -> asyncio.AbstractServer:

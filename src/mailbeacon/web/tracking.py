@@ -9,7 +9,9 @@ Protocol answers, whatever goes wrong:
   but not recorded;
 - click: a redirect to the URL signed inside the token, never anywhere else; a
   bad token gets 404 and a plain page;
-- download: the file, or 404.
+- download: the file, or 404;
+- a hit that neither the store nor the spool could take is answered 503 with
+  ``retry-after`` (the client asks again): never a 200 for a hit that may be lost.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from mailbeacon.config import Network
 from mailbeacon.core import tokens
 from mailbeacon.core.events import EventKind
 from mailbeacon.core.tokens import Claims, Keyring, TokenKind, TrackLevel
-from mailbeacon.core.urls import CLICK_PREFIX, DOWNLOAD_PREFIX, OPEN_PREFIX, PIXEL_SUFFIX
+from mailbeacon.core.urls import (
+    CLICK_PREFIX,
+    DOWNLOAD_PREFIX,
+    OPEN_PREFIX,
+    PIXEL_SUFFIX,
+    is_web_url,
+    lower_scheme,
+)
 from mailbeacon.errors import TokenError
 
 log = logging.getLogger("mailbeacon.tracking")
@@ -54,7 +63,9 @@ _PIXEL_HEADERS = [(b"content-type", b"image/gif"),
 _NOT_FOUND = b"This tracking link is not valid. Please check the address.\n"
 _NOT_FOUND_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"),
                       (b"content-length", str(len(_NOT_FOUND)).encode()), *_NO_CACHE]
+_UNAVAILABLE = b"This hit could not be recorded right now. Please try again.\n"
 MAX_USER_AGENT = 1024
+RETRY_AFTER_SECONDS = 5
 _HIT_KIND = {TokenKind.OPEN: str(EventKind.OPEN), TokenKind.CLICK: str(EventKind.CLICK),
              TokenKind.DOWNLOAD: str(EventKind.DOWNLOAD),
              TokenKind.HONEYPOT: str(EventKind.HONEYPOT)}
@@ -79,6 +90,10 @@ class HitKeys:
 
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
+UNAVAILABLE: Answer = (503, [(b"content-type", b"text/plain; charset=utf-8"),
+                             (b"content-length", str(len(_UNAVAILABLE)).encode()),
+                             (b"retry-after", str(RETRY_AFTER_SECONDS).encode()), *_NO_CACHE],
+                       _UNAVAILABLE)
 Recorder = Callable[[Row], Awaitable[None]]
 AttachmentLoader = Callable[[int], Any]
 
@@ -105,10 +120,10 @@ class TrackingApp:
         found = self.answer_hit(path, scope.get("method", "GET"), client[0] if client else "",
                                 user_agent, forwarded)
         if found is not None:
-            row, (status, headers, body) = found
-            if row is not None:
-                await self._keep(row)
-            await _respond(send, scope, status, headers, body)
+            row, answer = found
+            if row is not None and not await self._keep(row):
+                answer = UNAVAILABLE
+            await _respond(send, scope, *answer)
         elif path.startswith(DOWNLOAD_PREFIX):
             await self.download(scope, send, path[len(DOWNLOAD_PREFIX):])
         else:
@@ -129,9 +144,9 @@ class TrackingApp:
         if path.startswith(CLICK_PREFIX):
             claims = self._verify(path[len(CLICK_PREFIX):],
                                   (TokenKind.CLICK, TokenKind.HONEYPOT))
-            if claims is None or not claims.url.startswith(("http://", "https://")):
+            if claims is None or not is_web_url(claims.url):
                 return None, (404, _NOT_FOUND_HEADERS, _NOT_FOUND)
-            location = quote(claims.url, safe=":/?#[]@!$&'()*+,;=%~-._")
+            location = quote(lower_scheme(claims.url), safe=":/?#[]@!$&'()*+,;=%~-._")
             return self._row(claims, method, peer, user_agent, forwarded), (
                 302, [(b"location", location.encode("ascii")), (b"content-length", b"0"),
                       *_NO_CACHE], b"")
@@ -147,8 +162,10 @@ class TrackingApp:
             return
         client = scope.get("client")
         user_agent, forwarded = _headers(scope)
-        await self._keep(self._row(claims, scope.get("method", "GET"),
-                                   client[0] if client else "", user_agent, forwarded))
+        if not await self._keep(self._row(claims, scope.get("method", "GET"),
+                                          client[0] if client else "", user_agent, forwarded)):
+            await _respond(send, scope, *UNAVAILABLE)
+            return
         disposition = f"attachment; filename*=UTF-8''{quote(attachment.filename, safe='')}"
         await _respond(send, scope, 200, [
             (b"content-type", attachment.content_type.encode("latin-1", "replace")),
@@ -177,11 +194,14 @@ class TrackingApp:
                 claims.link, claims.url if claims.kind is TokenKind.CLICK else "",
                 method, self.client_ip(peer, forwarded), user_agent, "", self.hit_keys.next())
 
-    async def _keep(self, row: Row) -> None:
+    async def _keep(self, row: Row) -> bool:
+        """Whether the hit is kept (committed or spooled); False: answer 503, not 200."""
         try:
             await self.record(row)
-        except Exception:  # the answer goes out regardless; the writer logged why
-            log.exception("hit not kept: %s", row)
+        except Exception as exc:  # the writer logged why
+            log.error("hit not kept (%s): answered 503", exc)
+            return False
+        return True
 
     def client_ip(self, peer: str, forwarded: str) -> str:
         if not forwarded or not self.trusted_proxies or not self._trusted(peer):
