@@ -17,6 +17,7 @@ from mailbeacon.config import Config
 from mailbeacon.core.tokens import Keyring
 from mailbeacon.inbound.imap import ImapPoller, ImapSettings
 from mailbeacon.inbound.pipeline import Pipeline
+from mailbeacon.listening import bound
 from mailbeacon.smtp.receiver import InboundHandler, start_server
 from mailbeacon.store.sql import SqlStore
 
@@ -34,7 +35,7 @@ async def start_inbound(
         if where is None:
             continue
         handler = InboundHandler(pipeline, config.receipt_addresses, lmtp=lmtp)
-        servers.append(await start_server(handler, *where))
+        servers.append(await bound(start_server(handler, *where), *where))  # or ConfigError
         print(
             f"mailbeacon: inbound {'LMTP' if lmtp else 'SMTP'} on {where[0]}:{where[1]}",
             file=sys.stderr,

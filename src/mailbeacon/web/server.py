@@ -32,6 +32,7 @@ from mailbeacon.config import Config
 from mailbeacon.errors import ConfigError
 from mailbeacon.inbound.service import start_inbound
 from mailbeacon.judging import JUDGE_EVERY, Judge, catch_up
+from mailbeacon.listening import bound
 from mailbeacon.store.sql import SqlStore, open_store
 from mailbeacon.store.writer import GroupCommitter, Spool
 from mailbeacon.web import http1
@@ -73,11 +74,18 @@ async def serve(config: Config, clock: Clock) -> None:
     committer = GroupCommitter(store, Spool(spool), batch_max=config.commit_batch)
     await committer.start()
     server = Listener(config, create_app(config, store, keyring, committer, clock), committer)
+    try:  # every listener is bound before the banner: a taken address stops serve here
+        await server.bind()
+        stop_inbound = await start_inbound(config, store, keyring, clock)  # docs/inbound.md
+    except BaseException:
+        await server.close()
+        await committer.stop()
+        store.close()
+        raise
     stop_judging = threading.Event()
     judge_task = (asyncio.create_task(
         judge_forever(store, Judge.from_config(config), clock, stop_judging))
         if config.judge else None)
-    stop_inbound = await start_inbound(config, store, keyring, clock)  # docs/inbound.md
     workers = _start_workers(config, clock, server.signal_handler_interrupt)
     _stop_on_signals(server)
     host, port = config.http
@@ -135,18 +143,34 @@ class Listener:
 
     def __init__(self, config: Config, app: TrackingApp, committer: GroupCommitter):
         host, port = config.http
-        self.server = http1.Server(app, app, committer.submit, host, port)
+        self.server = http1.Server(app, app, committer.submit, host, port,
+                                   log_access=config.log_access)
+        if config.log_access:  # INFO lines reach the root handler though it says WARNING
+            logging.getLogger(http1.access_log.name).setLevel(logging.INFO)
         self.reuse_port = config.workers > 1  # the kernel spreads connections over workers
         self.stopping = asyncio.Event()
+        self.listening: asyncio.AbstractServer | None = None
+
+    async def bind(self) -> None:
+        """Listen on --http; ConfigError (naming the address) when it cannot be bound."""
+        host, port = self.server.address
+        self.listening = await bound(http1.listen(self.server, reuse_port=self.reuse_port),
+                                     host, port)
 
     async def serve(self) -> None:
-        listening = await http1.listen(self.server, reuse_port=self.reuse_port)
+        if self.listening is None:
+            await self.bind()
         try:
             await self.stopping.wait()
         finally:
-            self.server.close()
-            listening.close()
-            await listening.wait_closed()
+            await self.close()
+
+    async def close(self) -> None:
+        self.server.close()
+        if self.listening is not None:
+            self.listening.close()
+            await self.listening.wait_closed()
+            self.listening = None
 
     def signal_handler_interrupt(self) -> None:
         self.stopping.set()
