@@ -106,3 +106,59 @@ def test_keyring_refuses_weak_keys() -> None:
         Keyring({1: b"short"}, 1)
     with pytest.raises(TokenError):
         Keyring({1: b"k" * 32}, 2)
+
+
+def _respelled(token: str) -> list[str]:
+    """Other spellings of the same bytes that a lax decoder takes."""
+    std = token.replace("-", "+").replace("_", "/")
+    padded = token + "=" * (-len(token) % 4)
+    return [t for t in (std, padded, token + "==", token + "=", token[:5] + "\n" + token[5:],
+                        " " + token, token[:5] + "=" + token[5:], token + "\x00")
+            if t != token]
+
+
+@pytest.mark.parametrize("claims", [CLICK, Claims(TokenKind.OPEN, 1, 1),
+                                    Claims(TokenKind.OPEN, 2**31, 2**40)])
+def test_one_spelling_per_token(claims: Claims) -> None:
+    token = tokens.encode(claims, KEYRING)
+    alternatives = _respelled(token)
+    assert len(alternatives) >= 6
+    for other in alternatives:
+        with pytest.raises(TokenError, match="base64url"):
+            tokens.decode(other, KEYRING)
+
+
+def test_standard_alphabet_is_refused() -> None:
+    """Find a token with - or _ in it, and spell it with + and / instead."""
+    token = next(t for t in (tokens.encode(Claims(TokenKind.OPEN, 1, n), KEYRING)
+                             for n in range(1, 500)) if "-" in t or "_" in t)
+    assert tokens.decode(token, KEYRING).kind is TokenKind.OPEN
+    with pytest.raises(TokenError, match="canonical"):
+        tokens.decode(token.replace("-", "+").replace("_", "/"), KEYRING)
+
+
+def test_unused_trailing_bits_must_be_zero() -> None:
+    """A token whose length leaves spare bits in its last character: set one of them."""
+    token = next(t for t in (tokens.encode(Claims(TokenKind.OPEN, 1, n), KEYRING)
+                             for n in range(1, 500)) if len(t) % 4 in (2, 3))
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    tweaked = token[:-1] + alphabet[alphabet.index(token[-1]) | 1]
+    assert tweaked != token
+    assert bytes(_raw(tweaked)) == bytes(_raw(token))  # the same bytes to a lax decoder
+    with pytest.raises(TokenError, match="canonical"):
+        tokens.decode(tweaked, KEYRING)
+
+
+def test_verp_token_has_one_spelling_but_its_case() -> None:
+    claims = Claims(TokenKind.BOUNCE, 12, 3456789)
+    token = tokens.encode_verp(claims, KEYRING)
+    assert len(token) % 8 not in (0,)  # there is padding to leave off, and spare bits
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    spare = token[:-1] + alphabet[alphabet.index(token[-1]) | 1]
+    assert base64.b32decode((spare + "=" * (-len(spare) % 8)).upper()) == base64.b32decode(
+        (token + "=" * (-len(token) % 8)).upper())  # a lax decoder cannot tell them apart
+    for other in (token + "=" * (-len(token) % 8), spare, token + "=", " " + token,
+                  token.replace("i", "\u0131"), token[:4] + "\u017f" + token[5:]):
+        with pytest.raises(TokenError):
+            tokens.decode_verp(other, KEYRING)
+    assert tokens.decode_verp(token, KEYRING) == tokens.decode_verp(token.upper(), KEYRING)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from apikeys import api_headers
 from mailbeacon import keys
+from mailbeacon.clock import FixedClock
 from mailbeacon.core import tokens
-from mailbeacon.core.tokens import Claims, TokenKind, TrackLevel
+from mailbeacon.core.tokens import Claims, Keyring, TokenKind, TrackLevel
 from mailbeacon.store import queries
 from mailbeacon.store.sql import open_store
-from mailbeacon.web.tracking import PIXEL
-from apikeys import api_headers
+from mailbeacon.web.tracking import PIXEL, TrackingApp
 from serverproc import ServerProcess
 
 
@@ -154,5 +158,61 @@ def test_serve_refuses_to_start_without_its_store(tmp_path: Path) -> None:
                                str(tmp_path / "d"), "--db", db, "--http", "127.0.0.1:0"],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 1, db
-        assert "mailbeacon: error:" in done.stderr and "store" in done.stderr, done.stderr
+        assert "mailbeacon: error:" in done.stderr, done.stderr
+        assert "store" in done.stderr or "--db" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_a_link_with_an_upper_case_scheme_redirects(server: ServerProcess) -> None:
+    for url, location in (("HTTPS://example.com/X", "https://example.com/X"),
+                          ("Http://example.com/", "http://example.com/")):
+        token = _token(server, Claims(TokenKind.CLICK, 1, 42, 3, url))
+        r = httpx.get(f"{server.url}/c/{token}")
+        assert (r.status_code, r.headers["location"]) == (302, location)
+    assert [h.url for h in _events(server)] == ["HTTPS://example.com/X", "Http://example.com/"]
+
+
+def test_control_characters_in_a_user_agent_are_stored_replaced(server: ServerProcess) -> None:
+    token = _token(server, Claims(TokenKind.OPEN, 1, 1))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        # (raw bytes: an HTTP client refuses to send a NUL)
+        s.sendall(f"GET /o/{token}.gif HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
+                  + b"User-Agent: Evil\x1b]0;PWNED\x07\x00\x7f/1\r\n\r\n")
+        answer = b"".join(iter(lambda: s.recv(65536), b""))
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(PIXEL)
+    [hit] = _events(server)
+    assert hit.user_agent == "Evil\ufffd]0;PWNED\ufffd\ufffd\ufffd/1"
+
+
+@dataclass
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def test_the_asgi_path_answers_503_for_a_hit_not_kept() -> None:
+    """TrackingApp as a plain ASGI app (no http1): a hit the committer could not keep."""
+    keyring = Keyring({1: b"k" * 32}, 1)
+
+    async def lost(row: tuple[object, ...]) -> None:
+        raise OSError(28, "No space left on device")
+
+    async def fallback(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("not reached")
+
+    app = TrackingApp(keyring=keyring, record=lost, clock=FixedClock(), fallback=fallback,
+                      load_attachment=lambda _: Attachment("a.txt", "text/plain", b"data"))
+    paths = [f"/o/{tokens.encode(Claims(TokenKind.OPEN, 1, 1), keyring)}.gif",
+             f"/c/{tokens.encode(Claims(TokenKind.CLICK, 1, 1, 1, 'https://e.x/'), keyring)}",
+             f"/d/{tokens.encode(Claims(TokenKind.DOWNLOAD, 1, 1, 1), keyring)}"]
+
+    async def get_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            return [await client.get(p) for p in [*paths, "/o/forged.gif"]]
+
+    answers = asyncio.run(get_all())
+    assert [r.status_code for r in answers] == [503, 503, 503, 200]
+    assert all(r.headers["retry-after"] == "5" for r in answers[:3])
+    assert "location" not in answers[1].headers and answers[2].content != b"data"
