@@ -9,7 +9,9 @@ that names the setting, where it came from and what would be accepted.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailbeacon.errors import ConfigError
+from mailbeacon.smtp.relay import SCHEMES as RELAY_SCHEMES
+from mailbeacon.smtp.relay import URL_FORMS as RELAY_URL_FORMS
+from mailbeacon.smtp.relay import parse_relay_url
 
 CONFIG_FILE = "mailbeacon.toml"
 ENV_PREFIX = "MAILBEACON_"
@@ -31,9 +36,31 @@ def _text(value: str) -> str:
 
 def _url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected an http:// or https:// URL such as https://t.example.com")
+    _ = parts.port  # ValueError for a port that is not one
     return value.rstrip("/")
+
+
+def _relay_url(value: str) -> str:
+    scheme = urlsplit(value.strip()).scheme.lower()
+    if scheme not in RELAY_SCHEMES:
+        raise ValueError(f"unknown scheme {scheme or '(none)'!r}; expected {RELAY_URL_FORMS}")
+    try:
+        parse_relay_url(value)  # the one reading of --smtp, so what passes here connects
+    except ConfigError as exc:
+        raise ValueError(f"expected {RELAY_URL_FORMS}") from exc
+    return value
+
+
+_STORE_URL = re.compile(r"(sqlite|postgres|postgresql|postgresql\+psycopg)://", re.I)
+
+
+def _store_url(value: str) -> str:
+    if value and not _STORE_URL.match(value):
+        raise ValueError("expected sqlite:///PATH or postgresql://user@host/db (empty: SQLite "
+                         "in the data dir)")
+    return value
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -62,8 +89,11 @@ def _positive_int(value: str) -> int:
 
 
 def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if number < 0:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
         raise ValueError("expected a number of seconds, 0 or more")
     return number
 
@@ -91,6 +121,7 @@ def _imap_url(value: str) -> str:
     parts = urlsplit(value)
     if value and (parts.scheme not in ("imap", "imaps") or not parts.hostname):
         raise ValueError("expected imap://user:pass@host:143 or imaps://user:pass@host:993")
+    _ = parts.port  # ValueError for a port that is not one
     return value
 
 
@@ -119,6 +150,53 @@ def _level(value: str) -> str:
     return value
 
 
+# -- values as a person writes them (``mailbeacon settings``) ----------------------------
+
+
+def _written_host_port(value: tuple[str, int] | None) -> str:
+    if value is None:
+        return ""
+    host, port = value
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _written_list(separator: str) -> Callable[[tuple[object, ...]], str]:
+    return lambda items: separator.join(str(item) for item in items)
+
+
+def _written_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _written_number(value: float) -> str:
+    return f"{value:g}"
+
+
+_WRITTEN: dict[Callable[[str], Any], Callable[[Any], str]] = {
+    _host_port: _written_host_port, _optional_host_port: _written_host_port,
+    _networks: _written_list(","), _addresses: _written_list(","),
+    _alternatives: _written_list("|"), _bool: _written_bool, _non_negative_float: _written_number,
+}
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|pass|passwd)=)[^&#]*", re.I)
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password replaced by ``***``: in the user info
+    (``smtp://me:***@host``) and in a ``password=`` query parameter (libpq's form).
+
+    The user info ends at the *last* ``@`` before any query, as urlsplit reads it
+    (``imaps://a@b:c@host`` is user ``a@b``); a path holding an ``@`` is hidden too,
+    which is the safe way to be wrong.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and not rest.startswith("/"):  # sqlite:////path has no user info
+        userinfo, at, _ = re.split(r"[?#]", rest, maxsplit=1)[0].rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        if at and colon:
+            rest = f"{user}:***{rest[len(userinfo):]}"
+    return _QUERY_PASSWORD.sub(r"\1***", f"{scheme}{sep}{rest}")
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str  # as a flag, without the dashes: "data-dir"
@@ -135,18 +213,23 @@ class Setting:
     def attr(self) -> str:
         return self.name.replace("-", "_")
 
+    def written(self, value: Any) -> str:
+        """A parsed value as it would be written in a flag or mailbeacon.toml, with any
+        password hidden."""
+        return hide_password(_WRITTEN.get(self.parse, str)(value))
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data-dir", "./mailbeacon-data",
             "Directory for the SQLite store, keys and config file.", _text, "DIR"),
     Setting("db", "", "Store URL (SQLAlchemy form): sqlite:///PATH or "
-            "postgresql://user@host/db. Default: SQLite in the data dir.", _text, "URL"),
+            "postgresql://user@host/db. Default: SQLite in the data dir.", _store_url, "URL"),
     Setting("public-url", "http://127.0.0.1:8080", "Base URL of the tracking server, written "
             "into tracked mail.", _url, "URL"),
     Setting("http", "127.0.0.1:8080", "Address the tracking server listens on.", _host_port,
             "HOST:PORT"),
     Setting("smtp", "smtp://127.0.0.1:25", "Relay for outgoing mail: smtp://host:port, "
-            "smtp+starttls://user:pass@host:587 or smtps://user:pass@host:465.", _text, "URL"),
+            "smtp+starttls://user:pass@host:587 or smtps://user:pass@host:465.", _relay_url, "URL"),
     Setting("bounce-domain", "", "Domain for VERP return paths (bounces+TOKEN@DOMAIN). Empty: "
             "the From address is the return path.", _domain, "DOMAIN"),
     Setting("trusted-proxies", "", "Networks whose X-Forwarded-For is believed, comma-separated "
@@ -271,7 +354,8 @@ def load(flags: Mapping[str, str | None] | None = None,
             where = sources[setting.name]
             if where == "environment":
                 where = f"environment ({setting.env})"
+            shown = hide_password(repr(raw[setting.name]))
             raise ConfigError(
-                f"Setting '--{setting.name}' has value {raw[setting.name]!r} (from {where}): {exc}"
+                f"Setting '--{setting.name}' has value {shown} (from {where}): {exc}"
             ) from exc
     return Config(values, sources)

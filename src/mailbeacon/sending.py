@@ -99,6 +99,9 @@ def send(out: Outgoing, *, config: Config, store: SqlStore, keyring: Keyring,
         return [Sent(r, "", "suppressed", None, skipped[r], False, 0) if r in skipped
                 else next(done) for r in out.recipients]
     parse_mime(out.source)  # a message we cannot send is refused before anything is made
+    own = relay is None  # and so is a relay URL we cannot use: no phantom "queued" copy
+    relay = relay or Relay(parse_relay_url(config.smtp), attempts=config.send_attempts,
+                           backoff=config.send_backoff)
     now = clock.now()
     campaign = store.campaign(out.campaign, now)
     source = out.source
@@ -118,9 +121,6 @@ def send(out: Outgoing, *, config: Config, store: SqlStore, keyring: Keyring,
     )
     recipients = [inst.Recipient(r, i if out.level is TrackLevel.IDENTIFIED else 0)
                   for r, i in zip(out.recipients, ids, strict=True)]
-    own = relay is None
-    relay = relay or Relay(parse_relay_url(config.smtp), attempts=config.send_attempts,
-                           backoff=config.send_backoff)
     results: list[Sent] = []
     try:
         if own:

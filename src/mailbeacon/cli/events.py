@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from mailbeacon.cli.common import store_for
+from mailbeacon.cli.common import existing_store
 from mailbeacon.cli.table import render
 from mailbeacon.clock import iso
 from mailbeacon.config import Config
@@ -32,20 +32,18 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config) -> int:
     if args.limit <= 0:
         raise MailbeaconError("--limit must be above 0")
-    store = store_for(config)
+    store = existing_store(config)
     try:
         cid = queries.campaign_id(store, args.campaign) if args.campaign else None
     except queries.UnknownCampaign:
         raise MailbeaconError(f"no campaign named {args.campaign!r}") from None
-    views = queries.list_events(store, limit=args.limit, campaign=cid, newest=True)
-    show(views, args.json, header=True)
-    last = views[-1].id if views else 0
-    while args.follow:
+    page = queries.newest_events(store, limit=args.limit, campaign=cid)
+    show(page.events, args.json, header=True)
+    while args.follow:  # in commit order: an event committed late is still printed, once
         time.sleep(args.interval)
-        views = queries.list_events(store, after=last, limit=1000, campaign=cid)
-        if views:
-            show(views, args.json, header=False)
-            last = views[-1].id
+        page = queries.event_page(store, after=page.next, limit=1000, campaign=cid)
+        if page.events:
+            show(page.events, args.json, header=False)
     return 0
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from mailbeacon import keys
-from mailbeacon.cli.common import store_for
-from mailbeacon.cli.table import percent, render
+from mailbeacon.cli.common import existing_store, store_for
+from mailbeacon.cli.table import percent, printable, render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
 from mailbeacon.core import reports
@@ -181,14 +181,17 @@ def run_quarantine(args: argparse.Namespace, config: Config) -> int:
         outcomes = pipeline.rematch(args.ids or None)
         _show([(str(o.inbound), o) for o in outcomes], args.json)
         return 0
-    store = store_for(config)
-    rows = db.listing(store, "quarantined")
+    rows = db.listing(existing_store(config), "quarantined")
     if args.ids:
         rows = [r for r in rows if r.id in set(args.ids)]
+        missing = sorted(set(args.ids) - {r.id for r in rows})
+        if missing:
+            raise MailbeaconError(f"no quarantined message {', '.join(map(str, missing))} "
+                                  "(see `mailbeacon inbound quarantine list`)")
     if args.action == "show":
         for r in rows:
-            print(f"== inbound {r.id}: {r.reason}")
-            print(r.raw.decode("utf-8", "replace"))
+            print(printable(f"== inbound {r.id}: {r.reason}"))
+            print(printable(r.raw.decode("utf-8", "replace"), keep_lines=True))
         return 0
     if args.json:
         for r in rows:

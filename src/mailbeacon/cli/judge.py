@@ -7,8 +7,8 @@ import json
 import time
 from typing import Any
 
-from mailbeacon.cli.common import store_for
-from mailbeacon.cli.table import render
+from mailbeacon.cli.common import existing_store, store_for
+from mailbeacon.cli.table import printable, render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
 from mailbeacon.errors import MailbeaconError
@@ -48,15 +48,16 @@ def run_judge(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_explain(args: argparse.Namespace, config: Config) -> int:
-    hit, verdicts = engagement.history(store_for(config), args.event)
+    hit, verdicts = engagement.history(existing_store(config), args.event)
     if hit is None:
         raise MailbeaconError(f"no event {args.event}")
     if args.json:
         print(json.dumps({"event": hit, "verdicts": [
             {**v, "reasons": json.loads(v["reasons"])} for v in verdicts]}, indent=2))
         return 0
-    print(f"event {hit['id']}: {hit['kind']} at {iso(hit['at'])} {hit['method']} from "
-          f"{hit['ip'] or '?'}\n  user agent: {hit['user_agent'] or '(none)'}\n")
+    print(printable(f"event {hit['id']}: {hit['kind']} at {iso(hit['at'])} {hit['method']} "
+                    f"from {hit['ip'] or '?'}"))
+    print(f"  user agent: {printable(hit['user_agent'] or '(none)')}\n")
     if not verdicts:
         print("not judged yet (run `mailbeacon judge`)")
         return 0

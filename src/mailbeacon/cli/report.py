@@ -6,9 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from mailbeacon.cli.common import store_for
+from mailbeacon.cli.common import existing_store
 from mailbeacon.cli.inbound import delivery_table
-from mailbeacon.cli.table import percent, render
+from mailbeacon.cli.table import percent, printable, render
 from mailbeacon.clock import SystemClock
 from mailbeacon.config import Config
 from mailbeacon.core import delivery
@@ -43,7 +43,7 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    store = store_for(config)
+    store = existing_store(config)
     try:
         cid = queries.campaign_id(store, args.campaign) if args.campaign else None
     except queries.UnknownCampaign:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             body["recipients"] = [vars(line) for line in lines]
         print(json.dumps(body, indent=2))
         return 0
-    print(f"Campaign: {args.campaign or '(all)'}\n")
+    print(f"Campaign: {printable(args.campaign or '(all)')}\n")
     print(_figures(counts, human))
     print("\n" + delivery_table(inbound_store.delivery_counts(store, cid)))  # docs/inbound.md
     _links(human)
@@ -80,7 +80,7 @@ def _figures(c: Counts, e: Engagement) -> str:
     rows: list[tuple[object, ...]] = [
         ("recipients", c.recipients, ""), ("sent (accepted by the relay)", c.sent, ""),
         ("bounced at send", c.bounced, ""), ("deferred", c.deferred, ""),
-        ("delivered (sent - bounced later)", "", h.delivered),
+        ("delivered (sent - bounced later, unless a person opened it)", "", h.delivered),
         ("opens (pixel hits)", c.opens, ""),
         ("unique opens", c.unique_opens, e.opened_by_person),
         ("  opened only by machines", "", e.only_machines),
@@ -97,6 +97,9 @@ def _figures(c: Counts, e: Engagement) -> str:
         ("click-to-open rate", percent(r.click_to_open_rate),
          percent(h.human_click_to_open_rate)),
     ]
+    if e.bounced_after_open:  # docs/events.md, "A bounce after a person opened the copy"
+        rows.insert(5, ("  bounced after a person opened it (still delivered)", "",
+                        e.bounced_after_open))
     if c.anonymous_opens or c.anonymous_clicks:
         rows += [("anonymous opens", c.anonymous_opens, ""),
                  ("anonymous clicks", c.anonymous_clicks, "")]

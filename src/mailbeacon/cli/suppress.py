@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from mailbeacon.cli.common import store_for
+from mailbeacon.cli.common import existing_store, store_for
 from mailbeacon.cli.table import render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
@@ -37,7 +37,7 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run_list(args: argparse.Namespace, config: Config) -> int:
-    rows = db.suppression_list(store_for(config))
+    rows = db.suppression_list(existing_store(config))
     if args.json:
         for r in rows:
             print(

@@ -6,8 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from mailbeacon.cli.common import store_for
+from mailbeacon.cli.common import existing_store
 from mailbeacon.cli.events import show
+from mailbeacon.cli.table import printable
 from mailbeacon.config import Config
 from mailbeacon.store import queries
 
@@ -21,11 +22,11 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    views = queries.timeline(store_for(config), args.address)
+    views = queries.timeline(existing_store(config), args.address)
     if args.json:
         print(json.dumps([v.as_json() for v in views], indent=2))
     elif not views:
-        print(f"nothing sent to {args.address} yet")
+        print(f"nothing sent to {printable(args.address)} yet")
     else:
         show(views, False, header=True)
     return 0

@@ -11,12 +11,27 @@ Definitions (also in docs/events.md):
   click-to-open = unique_clicks / unique_opens.
 - Anonymous tracking ties no hit to a recipient: those hits are counted in
   ``anonymous_opens`` / ``anonymous_clicks`` and are not in unique figures.
+
+Human figures (``copy_figures``, ``human_rates``) are counted per copy the relay
+accepted, so that each rate's numerator is a subset of its denominator and no
+rate can pass 100%:
+- a copy is *opened by a person* when the judge says so or a person clicked in it;
+- a person's open proves the copy was delivered, so a copy that a bounce report
+  came back for *after* (or before) a person opened it still counts as delivered
+  and as opened; the report is counted in ``bounced_after_open``, an anomaly to
+  look at (a late bounce from a forwarding address, or a forged report);
+- delivered = accepted copies that no bounce came back for, plus those;
+- human open rate = opened by a person / delivered; human click rate = copies a
+  person clicked in / delivered; human click-to-open = those / opened by a person.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+OPENED_BY_PERSON, ONLY_MACHINES, NOT_OPENED = "opened by a person", "only by machines", "not opened"
 
 
 @dataclass(frozen=True)
@@ -90,14 +105,52 @@ class RecipientLine:
 
 
 @dataclass(frozen=True)
+class CopyState:
+    """What the figures need to know of one copy the relay accepted."""
+
+    engagement: str  # the judge's word: opened by a person | only by machines | not opened
+    bounced_later: bool  # a bounce report came back for it
+    human_click: bool  # a click judged human
+
+
+@dataclass(frozen=True)
+class CopyFigures:
+    delivered: int = 0
+    opened_by_person: int = 0
+    only_machines: int = 0
+    not_opened: int = 0
+    bounced_later: int = 0
+    bounced_after_open: int = 0
+    unique_human_clicks: int = 0
+
+
+def copy_figures(copies: Iterable[CopyState]) -> CopyFigures:
+    """Per-copy human figures over accepted copies (definitions: the module docstring)."""
+    total = delivered = person = machines = bounced = bounced_after_open = clicked = 0
+    for c in copies:
+        total += 1
+        by_person = c.engagement == OPENED_BY_PERSON or c.human_click
+        person += by_person
+        machines += not by_person and c.engagement == ONLY_MACHINES
+        delivered += by_person or not c.bounced_later
+        bounced += c.bounced_later
+        bounced_after_open += by_person and c.bounced_later
+        clicked += c.human_click
+    return CopyFigures(delivered, person, machines, total - person - machines, bounced,
+                       bounced_after_open, clicked)
+
+
+@dataclass(frozen=True)
 class Engagement:
     """Figures from the verdicts; raw hits stay counted in ``Counts``."""
 
     unique_opens_by_verdict: dict[str, int] = field(default_factory=dict)
+    delivered: int = 0  # accepted copies no bounce came back for, or that a person opened
     opened_by_person: int = 0  # copies
     only_machines: int = 0
     not_opened: int = 0
     bounced_later: int = 0  # accepted copies a bounce report came back for
+    bounced_after_open: int = 0  # of those, copies a person opened: delivered all the same
     opened_elsewhere: int = 0  # copies re-opened from another client and network: never certain
     human_clicks: int = 0
     unique_human_clicks: int = 0
@@ -119,13 +172,13 @@ class HumanRates:
 
 
 def human_rates(c: Counts, e: Engagement) -> HumanRates:
-    """Copies opened by a person over copies delivered (sent minus bounced later);
-    a proxy open counts as a person, an Apple MPP prefetch alone does not."""
-    delivered = max(c.sent - e.bounced_later, 0)
+    """Copies opened by a person over copies delivered, both counted per copy by
+    ``copy_figures`` (so never above 100%); a proxy open counts as a person, an Apple
+    MPP prefetch alone does not. ``c`` is kept for callers; the figures are in ``e``."""
     return HumanRates(
-        delivered=delivered,
-        estimated_human_open_rate=_ratio(e.opened_by_person, delivered),
-        human_click_rate=_ratio(e.unique_human_clicks, delivered),
+        delivered=e.delivered,
+        estimated_human_open_rate=_ratio(e.opened_by_person, e.delivered),
+        human_click_rate=_ratio(e.unique_human_clicks, e.delivered),
         human_click_to_open_rate=_ratio(e.unique_human_clicks, e.opened_by_person),
     )
 

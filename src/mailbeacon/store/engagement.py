@@ -7,7 +7,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mailbeacon.core.metrics import Engagement, HumanLink, RecipientLine
+from mailbeacon.core.metrics import (
+    NOT_OPENED,
+    CopyState,
+    Engagement,
+    HumanLink,
+    RecipientLine,
+    copy_figures,
+)
 from mailbeacon.core.verdicts import ELSEWHERE, client_of, country
 from mailbeacon.core.verdicts.model import Hit, Verdict
 from mailbeacon.store.schema import events, messages, verdicts
@@ -37,17 +44,7 @@ def engagement(store: SqlStore, campaign: int | None = None,
             .where(events.c.kind.in_((*OPENING, "honeypot")), events.c.message != 0))
     with store.connect() as conn:
         rows = list(conn.execute(_scoped(hits, campaign)))
-        status_q = sa.select(messages.c.engagement, sa.func.count()).where(
-            messages.c.status == "sent").group_by(messages.c.engagement)
-        if campaign is not None:
-            status_q = status_q.where(messages.c.campaign == campaign)
-        statuses = {k or "not opened": int(n) for k, n in conn.execute(status_q)}
-        later = sa.select(sa.func.count(sa.distinct(messages.c.id))).select_from(
-            messages.join(events, events.c.message == messages.c.id)).where(
-            messages.c.status == "sent", events.c.kind == "bounced")
-        if campaign is not None:
-            later = later.where(messages.c.campaign == campaign)
-        bounced_later = int(conn.scalar(later) or 0)
+        accepted = _accepted_copies(conn, campaign)
     best: dict[int, str] = {}
     for r in rows:
         if r.kind in OPENING:
@@ -56,6 +53,9 @@ def engagement(store: SqlStore, campaign: int | None = None,
                 best[r.message] = r.verdict
     clicks = [r for r in rows if r.kind in ("click", "honeypot")]
     human_clicks = [r for r in clicks if r.kind == "click" and r.verdict == "human"]
+    clicked = {r.message for r in human_clicks}
+    figures = copy_figures(CopyState(status, bounced, copy in clicked)
+                           for copy, (status, bounced) in accepted.items())
     links: dict[str, list[Any]] = {}
     for r in clicks:
         if r.kind == "click":
@@ -72,13 +72,15 @@ def engagement(store: SqlStore, campaign: int | None = None,
             countries[place] += 1
     return Engagement(
         unique_opens_by_verdict=dict(Counter(best.values())),
-        opened_by_person=statuses.get("opened by a person", 0),
-        only_machines=statuses.get("only by machines", 0),
-        not_opened=statuses.get("not opened", 0),
-        bounced_later=bounced_later,
+        delivered=figures.delivered,
+        opened_by_person=figures.opened_by_person,
+        only_machines=figures.only_machines,
+        not_opened=figures.not_opened,
+        bounced_later=figures.bounced_later,
+        bounced_after_open=figures.bounced_after_open,
         opened_elsewhere=len({r.message for r in rows if r.reasons and ELSEWHERE in r.reasons}),
         human_clicks=len(human_clicks),
-        unique_human_clicks=len({r.message for r in human_clicks}),
+        unique_human_clicks=figures.unique_human_clicks,
         machine_clicks=sum(1 for r in clicks if r.verdict in ("prefetch", "scanner")),
         self_clicks=sum(1 for r in clicks if r.verdict == "self"),
         unknown_clicks=sum(1 for r in clicks if r.verdict == "unknown"),
@@ -89,6 +91,17 @@ def engagement(store: SqlStore, campaign: int | None = None,
         clients=dict(clients.most_common(20)), devices=dict(devices),
         countries=dict(countries.most_common(20)),
     )
+
+
+def _accepted_copies(conn: Any, campaign: int | None) -> dict[int, tuple[str, bool]]:
+    """Each copy the relay accepted: the judge's engagement word, and whether a bounce
+    report came back for it. Human figures count these copies and no others."""
+    bounced = sa.exists().where(events.c.message == messages.c.id, events.c.kind == "bounced")
+    q = sa.select(messages.c.id, messages.c.engagement, bounced).where(
+        messages.c.status == "sent")
+    if campaign is not None:
+        q = q.where(messages.c.campaign == campaign)
+    return {int(m): (word or NOT_OPENED, bool(b)) for m, word, b in conn.execute(q)}
 
 
 def _as_hit(r: Any) -> Hit:
