@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from operator import attrgetter
 from typing import Final
 
 from mailbeacon.core.verdicts import signals as sig
@@ -54,6 +56,8 @@ _MAX_CONFIDENCE: Final = 0.99
 _ELSEWHERE_CONFIDENCE: Final = 0.8
 _PERSON_VERDICTS: Final = frozenset({HUMAN, PROXY})  # proxy opens are human-likely
 _OPENING_KINDS: Final = frozenset({OPEN, CLICK, DOWNLOAD})  # a click implies an open
+IN_TIME: Final = attrgetter("at", "id")  # the order hits are judged in
+_Look = tuple[str, str, str | None, str]  # kind, method, address, user agent
 
 
 def judge(
@@ -62,65 +66,152 @@ def judge(
     sender: SenderProfile = SenderProfile(),  # noqa: B008 - frozen, so shared safely
     ip_labels: IpLabels = NO_LABELS,
 ) -> dict[int, Verdict]:
-    """A verdict for every hit of one recipient copy, keyed by hit id."""
-    ordered = sorted(hits, key=lambda h: (h.at, h.id))
-    found: dict[int, list[Signal]] = {h.id: [] for h in ordered}
-    own = set()
-    for h in ordered:
-        mine = sig.sender_device(h, sender)
-        if mine is not None:  # the sender's hits take no part in anything else
-            found[h.id].append(mine)
-            own.add(h.id)
-    others = [h for h in ordered if h.id not in own]
-    answered = sig.recipient_answered(evidence)
-    for h in others:
-        found[h.id].extend(_hit_signals(h, evidence, ip_labels, answered))
-    _add_patterns(found, others, evidence)
-    verdicts = {hid: decide(signals) for hid, signals in found.items()}
+    """A verdict for every hit of one recipient copy, keyed by hit id.
+
+    O(N log N) in the copy's hits. Hits with the same signals (kind, method,
+    address, user agent, and the same time-dependent and pattern signals) are
+    judged once as a group and share one Verdict object, so a copy hammered by
+    one client costs a sort and a few dictionary look-ups per hit.
+    """
+    ordered = sorted(hits, key=IN_TIME)
+    signals = _HitSignals(evidence, sender, ip_labels)
+    base = {h.id: signals.of(h) for h in ordered}
+    others = [h for h in ordered if not signals.is_own(h)]
+    extra = _pattern_signals(others, base, evidence)
+    decisions = _Decisions()
+    verdicts = {h.id: decisions.of(base[h.id], extra.get(h.id, ())) for h in ordered}
+    flagged: dict[int, tuple[Verdict, Verdict]] = {}  # by id() of the shared verdict
     for hid in elsewhere(ordered, verdicts):
         v = verdicts[hid]
-        confidence = min(v.confidence, _ELSEWHERE_CONFIDENCE)
-        verdicts[hid] = Verdict(v.verdict, confidence, (*v.reasons, ELSEWHERE))
+        if id(v) not in flagged:
+            confidence = min(v.confidence, _ELSEWHERE_CONFIDENCE)
+            flagged[id(v)] = (v, Verdict(v.verdict, confidence, (*v.reasons, ELSEWHERE)))
+        verdicts[hid] = flagged[id(v)][1]
     return verdicts
 
 
-def _hit_signals(
-    hit: Hit, evidence: Evidence, labels: IpLabels, answered: Signal | None
-) -> list[Signal]:
-    candidates = (
-        sig.honeypot_link(hit),
-        sig.apple_mpp_user_agent(hit),
-        sig.gmail_image_proxy(hit),
-        sig.yahoo_mail_proxy(hit),
-        sig.office_existence_discovery(hit),
-        sig.head_request(hit),
-        sig.network_label(hit, labels),
-        sig.instant_after_send(hit, evidence),
-        sig.proxy_fetch_on_receipt(hit, evidence),
-        sig.clicked_soon_after_delivery(hit, evidence),
-        reader := sig.reader_software(hit),
-        answered if reader is not None else None,
-    )
-    return [s for s in candidates if s is not None]
+class _HitSignals:
+    """The per-hit signals of one copy, worked out once per (kind, method, address, agent).
+
+    Only three signals depend on the hit's time, and only near sending or
+    delivery (``signals.no_timed_signal``); elsewhere hits that look alike get
+    the very same tuple, which is what lets ``_Decisions`` judge them as one.
+    """
+
+    def __init__(self, evidence: Evidence, sender: SenderProfile, labels: IpLabels) -> None:
+        self._evidence, self._sender, self._labels = evidence, sender, labels
+        self._answered = sig.recipient_answered(evidence)
+        self._own: dict[tuple[str | None, str], tuple[Signal, ...] | None] = {}
+        self._static: dict[_Look, tuple[tuple[Signal, ...], tuple[Signal, ...]]] = {}
+        self._timed: dict[tuple[object, ...], tuple[Signal, ...]] = {}
+
+    def is_own(self, hit: Hit) -> bool:
+        """A hit of the sender's own devices: it takes no part in anything else."""
+        return self._sender_signal(hit) is not None
+
+    def of(self, hit: Hit) -> tuple[Signal, ...]:
+        """The hit's own signals, in the order ``decide`` has always been given them."""
+        own = self._sender_signal(hit)
+        if own is not None:
+            return own
+        look = (hit.kind, hit.method, hit.ip, hit.user_agent)
+        parts = self._static.get(look)
+        if parts is None:
+            parts = self._static[look] = self._static_parts(hit)
+        before, after = parts
+        if sig.no_timed_signal(hit.at, self._evidence):
+            return self._joined(look, before, after, ())
+        ev = self._evidence
+        timed = (
+            sig.instant_after_send(hit, ev),
+            sig.proxy_fetch_on_receipt(hit, ev),
+            sig.clicked_soon_after_delivery(hit, ev),
+        )
+        return self._joined(look, before, after, tuple(s for s in timed if s is not None))
+
+    def _sender_signal(self, hit: Hit) -> tuple[Signal, ...] | None:
+        key = (hit.ip, hit.user_agent)
+        if key not in self._own:
+            mine = sig.sender_device(hit, self._sender)
+            self._own[key] = None if mine is None else (mine,)
+        return self._own[key]
+
+    def _static_parts(self, hit: Hit) -> tuple[tuple[Signal, ...], tuple[Signal, ...]]:
+        """The signals before and after the timed ones, which depend on the look alone."""
+        before = (
+            sig.honeypot_link(hit),
+            sig.apple_mpp_user_agent(hit),
+            sig.gmail_image_proxy(hit),
+            sig.yahoo_mail_proxy(hit),
+            sig.office_existence_discovery(hit),
+            sig.head_request(hit),
+            sig.network_label(hit, self._labels),
+        )
+        reader = sig.reader_software(hit)
+        after = (reader, self._answered if reader is not None else None)
+        return _present(before), _present(after)
+
+    def _joined(
+        self,
+        look: _Look,
+        before: tuple[Signal, ...],
+        after: tuple[Signal, ...],
+        timed: tuple[Signal, ...],
+    ) -> tuple[Signal, ...]:
+        # a timed signal's reason names its delay, so (look, reasons) names the tuple
+        key = (look, *(s.reason for s in timed))
+        joined = self._timed.get(key)
+        if joined is None:
+            joined = self._timed[key] = before + timed + after
+        return joined
 
 
-def _add_patterns(found: dict[int, list[Signal]], hits: list[Hit], evidence: Evidence) -> None:
+class _Decisions:
+    """``decide`` once per distinct set of signal objects, the verdict shared by all.
+
+    Keys are the ids of the (shared) signal tuples and pattern signals; each
+    entry keeps its objects alive, so an id cannot be reused while it is a key.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, ...], tuple[object, Verdict]] = {}
+
+    def of(self, base: tuple[Signal, ...], extra: Sequence[Signal]) -> Verdict:
+        key = (id(base), *map(id, extra))
+        found = self._seen.get(key)
+        if found is None:
+            found = self._seen[key] = ((base, extra), decide((*base, *extra)))
+        return found[1]
+
+
+def _pattern_signals(
+    hits: list[Hit], base: dict[int, tuple[Signal, ...]], evidence: Evidence
+) -> dict[int, list[Signal]]:
+    """The pattern signals of each hit that has any, in the order they were always added."""
     links = [h for h in hits if h.kind in LINK_KINDS]
     tables = (
         sig.click_bursts(links),
         sig.every_link_clicked(links, evidence.link_count),
         sig.burst_after_delivery(links, evidence),
     )
+    extra: dict[int, list[Signal]] = {}
     for table in tables:
         for hid, signal in table.items():
-            found[hid].append(signal)
-    scanning = {
-        hid
-        for hid, signals in found.items()
-        if any(s.verdict == SCANNER and s.weight >= _STRONG_SCAN for s in signals)
-    }
+            extra.setdefault(hid, []).append(signal)
+    strong = {id(t): _is_strong(t) for t in base.values()}
+    scanning = {h.id for h in hits if strong[id(base[h.id])] or _is_strong(extra.get(h.id, ()))}
     for hid, signal in sig.scan_companions(hits, scanning).items():
-        found[hid].append(signal)
+        extra.setdefault(hid, []).append(signal)
+    return extra
+
+
+def _is_strong(signals: Iterable[Signal]) -> bool:
+    """A scanner signal strong enough to mark the client that scanned."""
+    return any(s.verdict == SCANNER and s.weight >= _STRONG_SCAN for s in signals)
+
+
+def _present(signals: Iterable[Signal | None]) -> tuple[Signal, ...]:
+    return tuple(s for s in signals if s is not None)
 
 
 def decide(signals: Iterable[Signal]) -> Verdict:
@@ -168,21 +259,27 @@ def elsewhere(hits: Sequence[Hit], verdicts: dict[int, Verdict]) -> set[int]:
     """
     opens = sorted(
         (h for h in hits if h.kind == OPEN and _verdict_of(verdicts, h.id) == HUMAN),
-        key=lambda h: (h.at, h.id),
+        key=IN_TIME,
     )
     if not opens:
         return set()
-    first_family = parse_client(opens[0].user_agent).family
-    first_network = _network(opens[0].ip)
+    first = opens[0]
+    return {h.id for h in opens[1:] if opened_elsewhere(first, h)}
+
+
+def opened_elsewhere(first: Hit, hit: Hit) -> bool:
+    """Whether a later human open is "elsewhere" from the copy's first human open.
+
+    The flag depends on these two hits only, so a caller that keeps the first
+    human open of a copy can flag a new open without the others.
+    """
+    first_network = _network(first.ip)
     if first_network is None:
-        return set()
-    return {
-        h.id
-        for h in opens[1:]
-        if parse_client(h.user_agent).family != first_family
-        and (net := _network(h.ip)) is not None
-        and net != first_network
-    }
+        return False
+    if parse_client(hit.user_agent).family == parse_client(first.user_agent).family:
+        return False
+    network = _network(hit.ip)
+    return network is not None and network != first_network
 
 
 def estimated_human_open_rate(statuses: Iterable[str], delivered: int) -> float | None:
@@ -197,6 +294,7 @@ def _verdict_of(verdicts: dict[int, Verdict], hid: int) -> str:
     return v.verdict if v is not None else UNKNOWN
 
 
+@lru_cache(maxsize=16384)  # the same few addresses come back on every re-judging
 def _network(ip: str | None) -> IPNetwork | None:
     addr = parse_ip(ip)
     if addr is None:

@@ -11,6 +11,7 @@ that its owner does not publish.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ EVERY_LINK_WINDOW: Final = 10.0
 DELIVERY_SCAN_WINDOW: Final = 120.0  # a burst that starts this soon after delivery
 DELIVERY_BURST_CLICKS: Final = 2  # needs only this many link hits within BURST_WINDOW
 COMPANION_WINDOW: Final = 30.0  # other hits of the same client around a scan
+RUN_BOUND: Final = 1000  # a run of more marked link hits than this is a flood (see _per_run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,19 @@ def clicked_soon_after_delivery(hit: Hit, evidence: Evidence) -> Signal | None:
     return None
 
 
+def no_timed_signal(at: float, evidence: Evidence) -> bool:
+    """True when none of the three time-dependent signals above can fire at ``at``.
+
+    A fast path: the rest of a hit's signals depend on its kind, method, address
+    and user agent only, so hits that share those and fall here share them all.
+    """
+    if at - evidence.sent_at < INSTANT_AFTER_SEND:
+        return False
+    if evidence.delivered_at is None:
+        return True
+    return not 0 <= at - evidence.delivered_at <= max(PROXY_RECEIPT_WINDOW, CLICK_AFTER_DELIVERY)
+
+
 def reader_software(hit: Hit) -> Signal | None:
     """A named mail client or browser on a named system, as people's software reports."""
     client = parse_client(hit.user_agent)
@@ -185,6 +200,7 @@ def every_link_clicked(links: Sequence[Hit], link_count: int) -> dict[int, Signa
     marked: set[int] = set()
     seen: Counter[int] = Counter()
     left = 0
+    covered = 0  # clicks[:covered] are already marked: each click is marked once
     for right, hit in enumerate(clicks):
         seen[hit.link] += 1
         while hit.at - clicks[left].at > EVERY_LINK_WINDOW:
@@ -194,7 +210,7 @@ def every_link_clicked(links: Sequence[Hit], link_count: int) -> dict[int, Signa
                 del seen[gone]
             left += 1
         if len(seen) == link_count:
-            marked.update(h.id for h in clicks[left : right + 1])
+            covered = _mark(marked, clicks, max(left, covered), right + 1)
     return _per_run(
         clicks, marked, EVERY_LINK_WINDOW, 0.95,
         lambda n, span: f"all {link_count} links clicked within {span}",
@@ -220,27 +236,59 @@ def scan_companions(hits: Sequence[Hit], scanner_ids: set[int]) -> dict[int, Sig
     for h in hits:
         if h.id in scanner_ids:
             scans.setdefault((h.ip, h.user_agent), []).append(h.at)
+    for scan_times in scans.values():
+        scan_times.sort()
     found: dict[int, Signal] = {}
+    said: dict[str, Signal] = {}  # one Signal per wording: a flood shares a handful
     for h in hits:
         times = scans.get((h.ip, h.user_agent))
         if h.id in scanner_ids or not times:
             continue
-        gap = min(abs(h.at - t) for t in times)
+        gap = nearest_gap(times, h.at)
         if gap <= COMPANION_WINDOW:
-            found[h.id] = Signal(SCANNER, 0.8, f"same client as a link scan {_secs(gap)} away")
+            reason = f"same client as a link scan {_secs(gap)} away"
+            if reason not in said:
+                said[reason] = Signal(SCANNER, 0.8, reason)
+            found[h.id] = said[reason]
     return found
+
+
+def nearest_gap(times: Sequence[float], at: float) -> float:
+    """``min(abs(at - t) for t in times)`` for sorted, non-empty ``times``, by bisection.
+
+    The two neighbours of ``at`` suffice: a rounded subtraction is monotone in
+    each argument, so no farther time can give a smaller rounded gap.
+    """
+    i = bisect_left(times, at)
+    if i == 0:
+        return abs(at - times[0])
+    if i == len(times):
+        return abs(at - times[-1])
+    return min(abs(at - times[i - 1]), abs(at - times[i]))
 
 
 def _dense(hits: Sequence[Hit], window: float, count: int) -> set[int]:
     """Ids of hits lying in some span of `window` seconds that holds `count` or more hits."""
     marked: set[int] = set()
     left = 0
+    covered = 0  # hits[:covered] are already marked: each hit is marked once
     for right, hit in enumerate(hits):
         while hit.at - hits[left].at > window:
             left += 1
         if right - left + 1 >= count:
-            marked.update(h.id for h in hits[left : right + 1])
+            covered = _mark(marked, hits, max(left, covered), right + 1)
     return marked
+
+
+def _mark(marked: set[int], hits: Sequence[Hit], start: int, stop: int) -> int:
+    """Mark hits[start:stop]; returns stop, the new end of what is marked.
+
+    The windows of a sliding scan start and end later and later, so what they
+    mark is hits[left:right+1] minus what earlier windows marked, i.e. starting
+    at max(left, covered): linear in all, where re-marking each window was not.
+    """
+    marked.update(hits[i].id for i in range(start, stop))
+    return stop
 
 
 def _per_run(
@@ -248,9 +296,14 @@ def _per_run(
     marked: set[int],
     gap: float,
     weight: float,
-    describe: Callable[[int, str], str],
+    describe: Callable[[str, str], str],
 ) -> dict[int, Signal]:
-    """One scanner signal per run of marked hits, its reason naming the run's size and span."""
+    """One scanner signal per run of marked hits, its reason naming the run's size and span.
+
+    A run of more than RUN_BOUND hits (only a flood makes one) is described by
+    its gap instead: the same words however long it grows, so one more hit of a
+    flood leaves the verdicts of the rest unchanged (same verdict and weight).
+    """
     runs: list[list[Hit]] = []
     for h in hits:
         if h.id not in marked:
@@ -261,8 +314,11 @@ def _per_run(
             runs.append([h])
     found: dict[int, Signal] = {}
     for run in runs:
-        span = f"{max(1, math.ceil(run[-1].at - run[0].at))} s"
-        signal = Signal(SCANNER, weight, describe(len(run), span))
+        if len(run) > RUN_BOUND:
+            reason = describe(f"over {RUN_BOUND}", f"a run of {gap:.0f} s gaps")
+        else:
+            reason = describe(str(len(run)), f"{max(1, math.ceil(run[-1].at - run[0].at))} s")
+        signal = Signal(SCANNER, weight, reason)
         found.update((h.id, signal) for h in run)
     return found
 
