@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -162,8 +162,8 @@ class InProcess:
         self.server = http1.Server(self.app, self.app, self.submit, "127.0.0.1", 0)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.listening = asyncio.run_coroutine_threadsafe(http1.listen(self.server),
-                                                          self.loop).result(10)
+        self.listening = cast(asyncio.Server, asyncio.run_coroutine_threadsafe(
+            http1.listen(self.server), self.loop).result(10))
         self.port = self.listening.sockets[0].getsockname()[1]
 
     def submit(self, row: tuple[Any, ...], done: Callable[[BaseException | None], None]) -> None:
