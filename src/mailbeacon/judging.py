@@ -1,7 +1,9 @@
 """The judge: keeps a verdict on every hit, re-judging a copy when anything new arrives.
 
 It reads the event stream behind a cursor, never the hot path: a hit is
-answered as soon as it is committed, and judged a moment later. For every
+answered as soon as it is committed, and judged a moment later. The stream is
+read in commit order (``store.stream``), so an event whose id is below one
+already judged, but that committed later, is judged too, once. For every
 recipient copy touched by new events (a hit, a delivery report, a reply, a
 read receipt) it runs the pure ``core.verdicts.judge`` over *all* that copy's
 hits and evidence, so evidence that arrives later re-labels earlier hits. Raw
@@ -38,6 +40,7 @@ from mailbeacon.core.verdicts import (
     load_ip_labels,
     message_status,
 )
+from mailbeacon.store import stream
 from mailbeacon.store.schema import events, judge_cursor, messages, verdicts
 from mailbeacon.store.sql import SqlStore
 
@@ -62,13 +65,19 @@ class Judge:
 
 
 def catch_up(store: SqlStore, judge_: Judge, now: float, batch: int = 2000,
-             stop: threading.Event | None = None, passes: int | None = None) -> int:
+             stop: threading.Event | None = None, passes: int | None = None,
+             settle: float = 0.0) -> int:
     """Judge everything that arrived since the last pass; returns the events read.
 
     Each pass reads without holding a write lock, judges in memory, then writes
     in one short transaction, so the tracking server's group commits are never
     kept waiting behind the judge for long. ``stop`` ends it between passes.
+    ``settle``: wait up to that many seconds for transactions already running
+    to end first, so that everything committed before the call is judged (a
+    one-off judge such as ``report``; see ``store.stream.settle``).
     """
+    if settle > 0:
+        stream.settle(store, settle)
     total = 0
     while (stop is None or not stop.is_set()) and passes != 0:
         try:
@@ -115,12 +124,15 @@ class _Plan:
 
 
 def _one_pass(store: SqlStore, judge_: Judge, now: float, batch: int) -> int | None:
-    """One pass; the events it read, or None when another judge got there first."""
+    """One pass; the events it read, or None when another judge got there first.
+
+    It reads the stream in commit order (``store.stream``), so an event that
+    commits after a higher id is still judged; a transaction left open on
+    PostgreSQL holds the judge back until it ends (see ``store.stream``).
+    """
     with store.engine.connect() as conn:  # read phase: no write lock held
-        seen = conn.scalar(sa.select(judge_cursor.c.last_event).where(
-            judge_cursor.c.name == CURSOR))
-        rows = list(conn.execute(sa.select(events).where(events.c.id > (seen or 0))
-                                 .order_by(events.c.id).limit(batch)))
+        saved = _saved_cursor(conn)
+        rows = stream.page(conn, saved or stream.START, batch)
         if not rows:
             return 0
         touched = sorted({r.message for r in rows
@@ -132,18 +144,31 @@ def _one_pass(store: SqlStore, judge_: Judge, now: float, batch: int) -> int | N
     plan = _plan(work, anonymous, judge_, now, current)
     try:
         with store.engine.begin() as conn:  # write phase: short
-            if seen is None:
-                conn.execute(judge_cursor.insert().values(name=CURSOR, last_event=rows[-1].id))
-            else:
-                moved = conn.execute(judge_cursor.update().where(
-                    judge_cursor.c.name == CURSOR, judge_cursor.c.last_event == seen,
-                ).values(last_event=rows[-1].id))
-                if moved.rowcount != 1:
-                    raise _LostRace
+            _move_cursor(conn, saved, stream.of(rows[-1]))
             _write(conn, plan, now)
     except (_LostRace, IntegrityError):  # IntegrityError: two first passes made the cursor
         return None
     return len(rows)
+
+
+def _saved_cursor(conn: Connection) -> stream.Cursor | None:
+    row = conn.execute(sa.select(judge_cursor.c.last_tx, judge_cursor.c.last_event)
+                       .where(judge_cursor.c.name == CURSOR)).first()
+    return None if row is None else stream.Cursor(int(row.last_tx), int(row.last_event))
+
+
+def _move_cursor(conn: Connection, saved: stream.Cursor | None, to: stream.Cursor) -> None:
+    """Compare-and-set from the cursor this pass started at (as stored: a cursor saved
+    before ``last_tx`` existed is moved from its plain id)."""
+    if saved is None:
+        conn.execute(judge_cursor.insert().values(name=CURSOR, last_tx=to.tx, last_event=to.id))
+        return
+    moved = conn.execute(judge_cursor.update().where(
+        judge_cursor.c.name == CURSOR, judge_cursor.c.last_tx == saved.tx,
+        judge_cursor.c.last_event == saved.id,
+    ).values(last_tx=to.tx, last_event=to.id))
+    if moved.rowcount != 1:
+        raise _LostRace
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:

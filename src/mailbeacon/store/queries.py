@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from mailbeacon.clock import iso
 from mailbeacon.core.metrics import Counts, LinkStats
 from mailbeacon.core.verdicts import NO_CLIENT, Client, Hit, Verdict, client_of
+from mailbeacon.store import stream
 from mailbeacon.store.schema import campaigns, events, messages, verdicts
 from mailbeacon.store.sql import SqlStore
+from mailbeacon.store.stream import START, Cursor
 
 HIT_KINDS = ("open", "click", "download", "honeypot")
 
@@ -90,6 +92,12 @@ class EventView:
     verdict: str | None = None  # hits only; None until the judge has seen it
     confidence: float | None = None
     reasons: tuple[str, ...] = ()
+    tx: int = 0  # the writing transaction (PostgreSQL); with id, the stream position
+
+    @property
+    def cursor(self) -> Cursor:
+        """Where a reader that has seen this event resumes the stream."""
+        return Cursor(self.tx, self.id)
 
     @property
     def is_hit(self) -> bool:
@@ -107,7 +115,7 @@ class EventView:
             "id": self.id, "at": iso(self.at), "kind": self.kind, "campaign": self.campaign,
             "recipient": self.recipient, "message_id": self.message_id, "link": self.link,
             "url": self.url, "method": self.method, "ip": self.ip,
-            "user_agent": self.user_agent, "detail": self.detail,
+            "user_agent": self.user_agent, "detail": self.detail, "cursor": str(self.cursor),
         }
         if self.is_hit:
             seen = self.client()
@@ -134,20 +142,48 @@ def _view(row: Any) -> EventView:
         method=row.method, ip=row.ip, user_agent=row.user_agent,
         detail=json.loads(row.detail) if row.detail else {},
         verdict=row.verdict, confidence=row.confidence,
-        reasons=tuple(json.loads(row.reasons)) if row.reasons else (),
+        reasons=tuple(json.loads(row.reasons)) if row.reasons else (), tx=row.tx,
     )
 
 
-def list_events(store: SqlStore, *, after: int = 0, limit: int = 100,
-                campaign: int | None = None, newest: bool = False) -> list[EventView]:
-    """Events with id > ``after`` in id order; ``newest`` takes the last ``limit`` instead."""
-    q = _event_query().where(events.c.id > after)
-    if campaign is not None:
-        q = q.where(events.c.campaign == campaign)
-    q = q.order_by(events.c.id.desc() if newest else events.c.id).limit(limit)
+@dataclass(frozen=True)
+class EventPage:
+    """Events in commit order, and the cursor the next page starts from."""
+
+    events: list[EventView]
+    next: Cursor
+
+
+def event_page(store: SqlStore, *, after: Cursor = START, limit: int = 100,
+               campaign: int | None = None) -> EventPage:
+    """The next ``limit`` events past ``after`` in commit order (see ``store.stream``)."""
+    q = _event_query() if campaign is None else _event_query().where(
+        events.c.campaign == campaign)
     with store.connect() as conn:
-        views = [_view(r) for r in conn.execute(q)]
-    return sorted(views, key=lambda v: v.id)
+        start = stream.resolve(conn, after)
+        views = [_view(r) for r in conn.execute(stream.after(q, start, store.dialect, limit))]
+    return EventPage(views, views[-1].cursor if views else start)
+
+
+def newest_events(store: SqlStore, *, limit: int = 100,
+                  campaign: int | None = None) -> EventPage:
+    """The last ``limit`` committed events, oldest first; ``next`` follows on after them."""
+    q = _event_query() if campaign is None else _event_query().where(
+        events.c.campaign == campaign)
+    with store.connect() as conn:
+        views = [_view(r) for r in conn.execute(stream.newest(q, store.dialect, limit))]
+    views.reverse()
+    return EventPage(views, views[-1].cursor if views else START)
+
+
+def list_events(store: SqlStore, *, after: int | Cursor = 0, limit: int = 100,
+                campaign: int | None = None, newest: bool = False) -> list[EventView]:
+    """Events past ``after`` (a cursor or an event id) in commit order; ``newest`` takes
+    the last ``limit`` instead."""
+    if newest:
+        return newest_events(store, limit=limit, campaign=campaign).events
+    start = after if isinstance(after, Cursor) else Cursor(0, after)
+    return event_page(store, after=start, limit=limit, campaign=campaign).events
 
 
 def timeline(store: SqlStore, address: str) -> list[EventView]:

@@ -19,6 +19,7 @@ from mailbeacon.core.tokens import Keyring
 from mailbeacon.store import inbound as inbound_store
 from mailbeacon.store import queries
 from mailbeacon.store.sql import SqlStore
+from mailbeacon.store.stream import BadCursor, Cursor
 from mailbeacon.store.writer import GroupCommitter
 from mailbeacon.web.auth import RequireApiKey
 from mailbeacon.web.tracking import TrackingApp
@@ -48,15 +49,21 @@ def api(store: SqlStore, committer: GroupCommitter | None = None) -> Starlette:
         return JSONResponse(body)
 
     async def events_json(request: Request) -> JSONResponse:
+        """A page of the stream in commit order; ``after`` is the ``X-Next-Cursor`` of the
+        previous page (``TX.ID``; a plain event id is still taken)."""
         try:
-            after = int(request.query_params.get("after", "0"))
+            after = Cursor.parse(request.query_params.get("after", "0"))
             limit = int(request.query_params.get("limit", "100"))
+        except BadCursor as exc:
+            return JSONResponse({"error": str(exc)}, 400)
         except ValueError:
-            return JSONResponse({"error": "after and limit must be whole numbers"}, 400)
-        if not (0 <= after < 2**63 and 1 <= limit <= 1000):
-            return JSONResponse({"error": "after must be 0 or more; limit 1 to 1000"}, 400)
-        views = await asyncio.to_thread(queries.list_events, store, after=after, limit=limit)
-        return JSONResponse([v.as_json() for v in views])
+            return JSONResponse({"error": "limit must be a whole number"}, 400)
+        if not 1 <= limit <= 1000:
+            return JSONResponse({"error": "limit must be 1 to 1000"}, 400)
+        page = await asyncio.to_thread(queries.event_page, store, after=after, limit=limit)
+        return JSONResponse([v.as_json() for v in page.events],
+                            headers={"X-Next-Cursor": str(page.next)})
+
 
     async def stats(_: Request) -> JSONResponse:
         if committer is None:
