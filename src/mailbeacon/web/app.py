@@ -64,7 +64,6 @@ def api(store: SqlStore, committer: GroupCommitter | None = None) -> Starlette:
         return JSONResponse([v.as_json() for v in page.events],
                             headers={"X-Next-Cursor": str(page.next)})
 
-
     async def stats(_: Request) -> JSONResponse:
         if committer is None:
             return JSONResponse({})
