@@ -22,14 +22,15 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(self, data_dir: Path, db_url: str, *extra: str, port: int | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, log_dir: Path | None = None):
         self.env = env or {}
         self.data_dir = data_dir
         self.db_url = db_url
         self.extra = extra
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / f"serve-{self.port}.log"
+        # log_dir: elsewhere than a data directory a test fills up on purpose
+        self.log = (log_dir or data_dir) / f"serve-{self.port}.log"
 
     @property
     def url(self) -> str:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mailbeacon.store.sql import Appender, SqlStore
 from mailbeacon.store.writer import GroupCommitter, Spool
@@ -113,4 +117,112 @@ def test_spool_left_by_a_crash_is_replayed_at_start(store: SqlStore, tmp_path: P
         await committer.stop()
 
     asyncio.run(main())
+    assert _agents(store) == ["hit-1", "hit-2"]
+
+
+def _keyed(n: int) -> tuple[Any, ...]:
+    return (*_row(n), f"key-{n}")
+
+
+class FullDisk:
+    """A spool on a disk with no room left: every append fails as ENOSPC does."""
+
+    def __init__(self, real: Spool):
+        self.real, self.full = real, True
+        self.directory = real.directory
+
+    def append(self, rows: Any) -> None:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        self.real.append(rows)
+
+    def pending(self) -> list[Path]:
+        return self.real.pending()
+
+    def replay(self, append: Appender) -> int:
+        return self.real.replay(append)
+
+
+def test_a_hit_neither_store_nor_spool_took_is_reported_not_kept(store: SqlStore,
+                                                                  tmp_path: Path) -> None:
+    disk = FullDisk(Spool(tmp_path / "spool"))
+    outcomes: list[BaseException | None] = []
+
+    async def main() -> None:
+        committer = GroupCommitter(store, disk, retry_every=0.05)  # type: ignore[arg-type]
+        flaky = FlakyAppender(committer.append)
+        committer.append = flaky  # type: ignore[assignment]
+        await committer.start()
+        flaky.down = True
+        for n in range(5):
+            committer.submit(_keyed(n), outcomes.append)
+        with pytest.raises(OSError, match="No space"):
+            await committer.record(_keyed(5))
+        assert committer.refused == 6
+        disk.full, flaky.down = False, False  # room again, and the store is back
+        await _record_all(committer, [_keyed(n) for n in range(6, 9)])
+        for _ in range(100):
+            if not committer.spooling:
+                break
+            await asyncio.sleep(0.02)
+        await _record_all(committer, [_keyed(n) for n in range(9, 11)])
+        await committer.stop()
+
+    asyncio.run(main())
+    assert len(outcomes) == 5 and all(isinstance(e, OSError) for e in outcomes)
+    assert _agents(store) == sorted(f"hit-{n}" for n in range(6, 11))  # no restart needed
+
+
+def test_a_torn_line_is_set_aside_and_the_rest_replays(store: SqlStore, tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.append([_keyed(1), _keyed(2)])
+    [path] = spool.pending()
+    torn = json.dumps(list(_keyed(3)))[:25].encode()
+    with open(path, "ab") as out:  # a write cut short by ENOSPC, then later batches
+        out.write(torn + b"\n" + b"\xff\xfe{\n" + json.dumps(list(_keyed(4))).encode() + b"\n")
+    assert spool.replay(store.appender()) == 3
+    assert _agents(store) == ["hit-1", "hit-2", "hit-4"]
+    assert not spool.pending()
+    [kept] = (tmp_path / "spool").glob("torn-*.jsonl")
+    assert kept.read_bytes() == torn + b"\n\xff\xfe{\n"
+
+
+def test_a_failed_append_leaves_no_torn_line(tmp_path: Path, monkeypatch: Any) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.append([_keyed(1)])
+    [path] = spool.pending()
+    before = path.read_bytes()
+    real_write = os.write
+
+    def short_then_enospc(fd: int, data: Any) -> int:
+        if len(data) > 20:
+            return real_write(fd, data[:20])  # a partial write, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", short_then_enospc)
+    with pytest.raises(OSError, match="No space"):
+        spool.append([_keyed(2)])
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_replay_after_a_crash_before_the_unlink_counts_once(store: SqlStore,
+                                                              tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.append([_keyed(n) for n in range(1, 4)])
+    [path] = spool.pending()
+    saved = path.read_bytes()
+    assert spool.replay(store.appender()) == 3  # committed and unlinked ...
+    path.write_bytes(saved)  # ... but a crash came between the COMMIT and the unlink
+    spool.append([_keyed(4)])
+    assert spool.replay(store.appender()) == 4
+    assert _agents(store) == ["hit-1", "hit-2", "hit-3", "hit-4"]
+
+
+def test_rows_spooled_before_the_key_column_still_replay(store: SqlStore,
+                                                         tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.append([_row(1), _keyed(2)])  # ten columns and eleven, in one file
+    assert spool.replay(store.appender()) == 2
     assert _agents(store) == ["hit-1", "hit-2"]

@@ -52,10 +52,11 @@ def test_hits_survive_a_database_outage(tmp_path: Path, store_url: str) -> None:
             proxy.cut()
             answers = [hit(n) for n in range(21, 61)]  # the store is gone
             assert all(r.status_code == 200 and len(r.content) == 43 for r in answers)
-            assert httpx.get(f"{server.url}/api/stats").json()["spooling"] is True
-            assert list((server.data_dir / "spool").glob("hits-*.jsonl"))
+            # (/api/stats needs an API key, which the server checks in the store: away)
+            spooled = server.data_dir / "spool"
+            assert list(spooled.glob("hits-*.jsonl"))
             proxy.restore()
-            _wait(lambda: not httpx.get(f"{server.url}/api/stats").json()["spooling"])
+            _wait(lambda: not list(spooled.glob("hits-*.jsonl")))
             assert all(hit(n).status_code == 200 for n in range(61, 71))
     store = open_store(store_url, create=False)
     with store.connect() as conn:
