@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from mailbeacon.cli.common import store_for
+from mailbeacon.cli.common import existing_store, store_for
 from mailbeacon.cli.table import render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
@@ -43,7 +43,7 @@ def run_create(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_list(args: argparse.Namespace, config: Config) -> int:
-    keys = api_keys.listing(store_for(config))
+    keys = api_keys.listing(existing_store(config))
     if args.json:
         for k in keys:
             print(json.dumps({"id": k.id, "name": k.name, "prefix": k.prefix,

@@ -27,6 +27,7 @@ from mailbeacon.cli import (
     suppress,
     timeline,
 )
+from mailbeacon.cli.table import printable
 from mailbeacon.errors import MailbeaconError
 
 COMMANDS = (serve, send, report, events, timeline, judge, migrate, keys, settings,
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config.load(flags_from(args))
         return int(args.run(args, cfg) or 0)
     except MailbeaconError as exc:
-        print(f"mailbeacon: error: {exc}", file=sys.stderr)
+        print(f"mailbeacon: error: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
