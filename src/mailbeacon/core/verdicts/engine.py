@@ -16,10 +16,10 @@ certain (a hidden link).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from operator import attrgetter
-from typing import Final
+from typing import Final, NamedTuple
 
 from mailbeacon.core.verdicts import signals as sig
 from mailbeacon.core.verdicts.clients import parse_client
@@ -75,9 +75,13 @@ def judge(
     """
     ordered = sorted(hits, key=IN_TIME)
     signals = _HitSignals(evidence, sender, ip_labels)
-    base = {h.id: signals.of(h) for h in ordered}
-    others = [h for h in ordered if not signals.is_own(h)]
-    extra = _pattern_signals(others, base, evidence)
+    base: dict[int, tuple[Signal, ...]] = {}
+    others: list[Hit] = []  # the sender's own hits take no part in anything else
+    for h in ordered:
+        base[h.id], own = signals.of(h)
+        if not own:
+            others.append(h)
+    extra = _pattern_signals(others, base, evidence, signals.strong)
     decisions = _Decisions()
     verdicts = {h.id: decisions.of(base[h.id], extra.get(h.id, ())) for h in ordered}
     flagged: dict[int, tuple[Verdict, Verdict]] = {}  # by id() of the shared verdict
@@ -90,8 +94,17 @@ def judge(
     return verdicts
 
 
+class _Looks(NamedTuple):
+    """What the signals of one look (kind, method, address, user agent) come to."""
+
+    own: tuple[Signal, ...] | None  # the sender's signal, when it is the sender's device
+    before: tuple[Signal, ...]  # the signals given before the timed ones ...
+    after: tuple[Signal, ...]  # ... and after them
+    quiet: tuple[Signal, ...]  # all of them, for a hit where no timed signal fires
+
+
 class _HitSignals:
-    """The per-hit signals of one copy, worked out once per (kind, method, address, agent).
+    """The per-hit signals of one copy, worked out once per look.
 
     Only three signals depend on the hit's time, and only near sending or
     delivery (``signals.no_timed_signal``); elsewhere hits that look alike get
@@ -101,68 +114,59 @@ class _HitSignals:
     def __init__(self, evidence: Evidence, sender: SenderProfile, labels: IpLabels) -> None:
         self._evidence, self._sender, self._labels = evidence, sender, labels
         self._answered = sig.recipient_answered(evidence)
-        self._own: dict[tuple[str | None, str], tuple[Signal, ...] | None] = {}
-        self._static: dict[_Look, tuple[tuple[Signal, ...], tuple[Signal, ...]]] = {}
+        self._looks: dict[_Look, _Looks] = {}
         self._timed: dict[tuple[object, ...], tuple[Signal, ...]] = {}
+        self._strong: dict[int, tuple[tuple[Signal, ...], bool]] = {}
 
-    def is_own(self, hit: Hit) -> bool:
-        """A hit of the sender's own devices: it takes no part in anything else."""
-        return self._sender_signal(hit) is not None
-
-    def of(self, hit: Hit) -> tuple[Signal, ...]:
-        """The hit's own signals, in the order ``decide`` has always been given them."""
-        own = self._sender_signal(hit)
-        if own is not None:
-            return own
+    def of(self, hit: Hit) -> tuple[tuple[Signal, ...], bool]:
+        """The hit's own signals, in the order ``decide`` has always been given them,
+        and whether the hit is the sender's."""
         look = (hit.kind, hit.method, hit.ip, hit.user_agent)
-        parts = self._static.get(look)
-        if parts is None:
-            parts = self._static[look] = self._static_parts(hit)
-        before, after = parts
+        known = self._looks.get(look)
+        if known is None:
+            known = self._looks[look] = self._work_out(hit)
+        if known.own is not None:
+            return known.own, True
         if sig.no_timed_signal(hit.at, self._evidence):
-            return self._joined(look, before, after, ())
+            return known.quiet, False
         ev = self._evidence
         timed = (
             sig.instant_after_send(hit, ev),
             sig.proxy_fetch_on_receipt(hit, ev),
             sig.clicked_soon_after_delivery(hit, ev),
         )
-        return self._joined(look, before, after, tuple(s for s in timed if s is not None))
+        return self._joined(look, known, _present(timed)), False
 
-    def _sender_signal(self, hit: Hit) -> tuple[Signal, ...] | None:
-        key = (hit.ip, hit.user_agent)
-        if key not in self._own:
-            mine = sig.sender_device(hit, self._sender)
-            self._own[key] = None if mine is None else (mine,)
-        return self._own[key]
+    def strong(self, signals: tuple[Signal, ...]) -> bool:
+        """``_is_strong`` of a tuple ``of`` gave, worked out once per tuple."""
+        known = self._strong.get(id(signals))
+        if known is None:  # the entry keeps the tuple alive, so its id stays its own
+            known = self._strong[id(signals)] = (signals, _is_strong(signals))
+        return known[1]
 
-    def _static_parts(self, hit: Hit) -> tuple[tuple[Signal, ...], tuple[Signal, ...]]:
-        """The signals before and after the timed ones, which depend on the look alone."""
-        before = (
-            sig.honeypot_link(hit),
-            sig.apple_mpp_user_agent(hit),
-            sig.gmail_image_proxy(hit),
-            sig.yahoo_mail_proxy(hit),
-            sig.office_existence_discovery(hit),
-            sig.head_request(hit),
-            sig.network_label(hit, self._labels),
+    def _work_out(self, hit: Hit) -> _Looks:
+        mine = sig.sender_device(hit, self._sender)
+        before = _present(
+            (
+                sig.honeypot_link(hit),
+                sig.apple_mpp_user_agent(hit),
+                sig.gmail_image_proxy(hit),
+                sig.yahoo_mail_proxy(hit),
+                sig.office_existence_discovery(hit),
+                sig.head_request(hit),
+                sig.network_label(hit, self._labels),
+            )
         )
         reader = sig.reader_software(hit)
-        after = (reader, self._answered if reader is not None else None)
-        return _present(before), _present(after)
+        after = _present((reader, self._answered if reader is not None else None))
+        return _Looks(None if mine is None else (mine,), before, after, before + after)
 
-    def _joined(
-        self,
-        look: _Look,
-        before: tuple[Signal, ...],
-        after: tuple[Signal, ...],
-        timed: tuple[Signal, ...],
-    ) -> tuple[Signal, ...]:
+    def _joined(self, look: _Look, known: _Looks, timed: tuple[Signal, ...]) -> tuple[Signal, ...]:
         # a timed signal's reason names its delay, so (look, reasons) names the tuple
         key = (look, *(s.reason for s in timed))
         joined = self._timed.get(key)
         if joined is None:
-            joined = self._timed[key] = before + timed + after
+            joined = self._timed[key] = known.before + timed + known.after
         return joined
 
 
@@ -185,7 +189,10 @@ class _Decisions:
 
 
 def _pattern_signals(
-    hits: list[Hit], base: dict[int, tuple[Signal, ...]], evidence: Evidence
+    hits: list[Hit],
+    base: dict[int, tuple[Signal, ...]],
+    evidence: Evidence,
+    strong: Callable[[tuple[Signal, ...]], bool],
 ) -> dict[int, list[Signal]]:
     """The pattern signals of each hit that has any, in the order they were always added."""
     links = [h for h in hits if h.kind in LINK_KINDS]
@@ -195,11 +202,14 @@ def _pattern_signals(
         sig.burst_after_delivery(links, evidence),
     )
     extra: dict[int, list[Signal]] = {}
+    scanning = {h.id for h in hits if strong(base[h.id])}
     for table in tables:
+        distinct = {id(s): s for s in table.values()}  # one signal per run: few of them
+        strong_ones = {key for key, s in distinct.items() if _is_strong((s,))}
         for hid, signal in table.items():
             extra.setdefault(hid, []).append(signal)
-    strong = {id(t): _is_strong(t) for t in base.values()}
-    scanning = {h.id for h in hits if strong[id(base[h.id])] or _is_strong(extra.get(h.id, ()))}
+            if id(signal) in strong_ones:
+                scanning.add(hid)
     for hid, signal in sig.scan_companions(hits, scanning).items():
         extra.setdefault(hid, []).append(signal)
     return extra
@@ -264,7 +274,16 @@ def elsewhere(hits: Sequence[Hit], verdicts: dict[int, Verdict]) -> set[int]:
     if not opens:
         return set()
     first = opens[0]
-    return {h.id for h in opens[1:] if opened_elsewhere(first, h)}
+    flags: dict[tuple[str | None, str], bool] = {}  # the flag rests on address and agent
+    found = set()
+    for h in opens[1:]:
+        client = (h.ip, h.user_agent)
+        flag = flags.get(client)
+        if flag is None:
+            flag = flags[client] = opened_elsewhere(first, h)
+        if flag:
+            found.add(h.id)
+    return found
 
 
 def opened_elsewhere(first: Hit, hit: Hit) -> bool:
