@@ -109,6 +109,15 @@ def test_a_bad_request_is_answered_after_the_hits_before_it(server: ServerProces
         assert answer.count(b"GIF89a") == 3
 
 
+def test_a_pipelined_flood_is_read_as_answers_go_out(server: ServerProcess) -> None:
+    """Far more requests than may wait at once, in one write: all answered, in order."""
+    pixels = [_pixel(server, 100 + n) for n in range(5 * http1.MAX_PIPELINED)]
+    raw = b"".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for p in pixels)
+    answer = _exchange(server, raw + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _statuses(answer) == [b"200"] * (len(pixels) + 1)
+    assert answer.endswith(b"ok\n")
+
+
 def test_user_agents_with_control_characters_get_the_gif(server: ServerProcess) -> None:
     for agent in (b"Mozilla/5.0 \x1b[2J", b"a\x00b", b"bell\x07", b"del\x7f", b"tab\tok"):
         answer = _exchange(server, f"GET {_pixel(server, 20)} HTTP/1.1\r\nHost: x\r\n".encode()

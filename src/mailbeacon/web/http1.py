@@ -46,8 +46,9 @@ MAX_URL = 8192
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY = 1024 * 1024
-MAX_PIPELINED = 64  # requests waiting for their answers on one connection
-PAUSE_READING_AT = MAX_PIPELINED // 2  # stop reading while this many wait
+MAX_PIPELINED = 64  # requests waiting for their answers: read no more until fewer wait
+FEED_BYTES = 1024  # parsed at a time, so a pipelined flood stops near MAX_PIPELINED
+REFUSE_PIPELINED = 2 * MAX_PIPELINED  # unreachable: 1 KB holds at most 57 requests
 IDLE_SECONDS = 75.0  # a keep-alive connection with nothing asked of it
 REQUEST_SECONDS = 30.0  # to send one whole request (slowloris)
 LINGER_SECONDS = 2.0  # after the last answer, read (and drop) what is still coming
@@ -151,7 +152,8 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = time.monotonic() + IDLE_SECONDS
         self.ended = False  # the client sent EOF
         self.closing = False  # no more requests are read: an answer says "connection: close"
-        self.paused = False
+        self.backlog = b""  # read, not parsed yet: too many answers are owed
+        self.feeding = False
 
     # -- the connection ----------------------------------------------------------------
 
@@ -175,6 +177,31 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return  # after "Connection: close" or a refusal nothing counts (read and dropped)
+        if self.backlog:
+            self.backlog += data  # (a read already under way when reading was paused)
+        elif len(data) <= FEED_BYTES and len(self.slots) < MAX_PIPELINED:
+            self._parse(data)  # the usual case: one request, one piece
+        else:
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data`` a piece at a time; once MAX_PIPELINED answers are owed, keep the
+        rest and stop reading until they are written (backpressure, not a refusal)."""
+        self.feeding = True
+        try:
+            for start in range(0, len(data), FEED_BYTES):
+                if self.closing:
+                    return
+                if len(self.slots) >= MAX_PIPELINED:
+                    self.backlog = data[start:]
+                    if self.transport is not None and self.transport.is_reading():
+                        self.transport.pause_reading()
+                    return
+                self._parse(data[start:start + FEED_BYTES])
+        finally:
+            self.feeding = False
+
+    def _parse(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -184,9 +211,6 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError:
             if not self.closing:  # (llhttp also refuses bytes after "Connection: close")
                 self._refuse(400)
-        if len(self.slots) >= PAUSE_READING_AT and not self.closing and self.transport:
-            self.paused = True
-            self.transport.pause_reading()
 
     def expired(self) -> None:
         if self.transport is not None and not self.slots:
@@ -229,7 +253,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.deadline = time.monotonic() + IDLE_SECONDS
-        if len(self.slots) >= MAX_PIPELINED:
+        if len(self.slots) >= REFUSE_PIPELINED:
             raise _Refusal(400)
         request = self.request
         method = self.parser.get_method().decode("ascii", "replace")
@@ -306,11 +330,21 @@ class HttpProtocol(asyncio.Protocol):
             if self.transport is None:
                 continue  # the client left; the hit is kept all the same
             self.transport.write(ready.data)  # type: ignore[arg-type]
-            if ready.close or (self.ended and not self.slots):
+            if ready.close or (self.ended and not self.slots and not self.backlog):
                 self._linger()
                 self.slots.clear()
-        if self.paused and len(self.slots) < PAUSE_READING_AT and self.transport is not None:
-            self.paused = False
+        if self.backlog and not self.feeding and len(self.slots) < MAX_PIPELINED:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Fewer answers are owed: parse what was held back, then read again."""
+        data, self.backlog = self.backlog, b""
+        self._feed(data)
+        if self.backlog or self.transport is None:
+            return
+        if self.ended and not self.slots:
+            self._linger()  # everything asked is answered and the client is done
+        elif not self.closing and not self.transport.is_reading():
             self.transport.resume_reading()
 
     def _refuse(self, status: int) -> None:
@@ -338,8 +372,9 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
             return
         self.transport.write_eof()
-        if self.paused:
-            self.paused = False
+        if self.backlog:  # held back while answers were owed: dropped, and read on
+            self.backlog = b""
+        if not self.transport.is_reading():
             self.transport.resume_reading()
         self.deadline = time.monotonic() + LINGER_SECONDS
 
