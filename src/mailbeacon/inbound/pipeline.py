@@ -9,9 +9,10 @@ still there to be re-matched (``mailbeacon inbound quarantine rematch``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mailbeacon.clock import Clock
 from mailbeacon.config import Config
@@ -107,8 +108,8 @@ class Pipeline:
     ) -> Outcome:
         now = self.clock.now()
         report = reports.parse(raw)
-        if not rematch:
-            sha, header_id = db.sha_of(self.store, inbound_id)
+        sha, header_id = db.sha_of(self.store, inbound_id)
+        if not rematch:  # the common case early; parallel copies are left to the key
             earlier = db.duplicate_of(self.store, inbound_id, sha, header_id)
             if earlier is not None:
                 reason = f"the same message as inbound {earlier}"
@@ -135,43 +136,49 @@ class Pipeline:
             )
             return Outcome(inbound_id, "quarantined", report.kind, found.reason)
         copy = found.copy
-        new = events_for(
-            report,
-            found.about,
-            at=now,
-            campaign=copy.campaign,
-            message=copy.id,
-            inbound=inbound_id,
-            matched_by=found.by,
+        new = report_keys(
+            events_for(
+                report,
+                found.about,
+                at=now,
+                campaign=copy.campaign,
+                message=copy.id,
+                inbound=inbound_id,
+                matched_by=found.by,
+            ),
+            report=f"mid:{header_id}" if header_id else f"sha256:{sha}",
+            copy=copy.id,
         )
-        suppress = self._suppressions(copy, new, now)
-        db.settle(
+        done = db.record_matched(
             self.store,
             inbound_id,
-            status="matched",
             kind=report.kind,
-            reason="",
             at=now,
             matched_by=found.by,
             copy=copy,
             new_events=new,
-            suppress=suppress,
+            suppressions_for=lambda inserted, soft: self._suppressions(copy, inserted, now, soft),
         )
+        if done.duplicate:
+            return Outcome(inbound_id, "duplicate", report.kind, done.reason, copy.id)
         return Outcome(
-            inbound_id, "matched", report.kind, "", copy.id, tuple(str(e.kind) for e in new)
-        )
+            inbound_id, "matched", report.kind, "", copy.id,
+            tuple(str(e.kind) for e in done.inserted),
+        )  # fmt: skip
 
     def _suppressions(
-        self, copy: SentCopy, new: Sequence[Event], now: float
+        self, copy: SentCopy, inserted: Sequence[Event], now: float, soft_bounces: db.SoftBounces
     ) -> list[tuple[str, str, str]]:
+        """What the events just inserted put on the suppression list. ``soft_bounces`` counts
+        in the same transaction, this report's own bounce included."""
         out = []
-        for e in new:
+        for e in inserted:
             d = e.detail
             if e.kind is EventKind.BOUNCED and d.get("hard"):
                 out.append((copy.recipient, _bounce_words("hard bounce", d), "hard-bounce"))
             elif e.kind is EventKind.BOUNCED:
                 since = now - self.soft_bounce_days * DAY
-                soft = db.soft_bounces(self.store, copy.recipient, since) + 1
+                soft = soft_bounces(copy.recipient, since)
                 if soft >= self.soft_bounce_limit:
                     why = _bounce_words(f"{soft} soft bounces in {self.soft_bounce_days} days", d)
                     out.append((copy.recipient, why, "soft-bounces"))
@@ -191,6 +198,24 @@ class Pipeline:
             ids = [r.id for r in db.listing(self.store, "quarantined", limit=100_000)]
         rows = [db.get(self.store, i) for i in ids]
         return [self.process(r.id) for r in rows if r is not None and r.status == "quarantined"]
+
+
+def report_keys(new: Sequence[Event], *, report: str, copy: int) -> list[Event]:
+    """``new`` with idempotency keys: the report (its Message-ID, else the sha256 of its
+    bytes), the copy, the kind, and a count when one kind comes twice for one copy.
+
+    The report is hashed so a long Message-ID fits the column; the copy and kind stay
+    readable. Two deliveries of one report make the same keys, whatever brought them.
+    """
+    digest = hashlib.sha256(report.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    seen: dict[str, int] = {}
+    out = []
+    for e in new:
+        n = seen.get(str(e.kind), 0)
+        seen[str(e.kind)] = n + 1
+        suffix = f":{n}" if n else ""
+        out.append(replace(e, key=f"report:{digest}:{copy}:{e.kind}{suffix}"))
+    return out
 
 
 def _bounce_words(what: str, detail: dict[str, object]) -> str:

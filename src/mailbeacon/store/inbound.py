@@ -4,17 +4,26 @@ An inbound message is written (and committed) before anything is made of it;
 its outcome (matched with its events, quarantined with the reason, or a
 duplicate) is written later in one transaction with the events and any
 suppression it causes.
+
+The same report may arrive several times at once (a mail server retrying on
+parallel SMTP sessions, the same bounce by SMTP and by IMAP). Each event made
+from a report carries an idempotency key naming the report, the copy and the
+kind; the store's unique index on ``events.key`` keeps the first, and a copy
+whose events were all recorded already is settled as a duplicate. Suppressions
+and soft-bounce counts follow only from events that were actually inserted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from mailbeacon.core.delivery import DELIVERY_KINDS, DeliveryCounts, tally
 from mailbeacon.core.events import Event, EventKind
@@ -187,10 +196,88 @@ def settle(
                 processed_at=at,
             )
         )
-        if new_events:
-            conn.execute(events.insert(), [e.row() for e in new_events])
+        for e in new_events:
+            _insert_once(conn, e)
         for address, why, source in suppress:
             _suppress(conn, address, why, source, inbound_id, at)
+
+
+SoftBounces = Callable[[str, float], int]  # (address, since) -> soft bounce reports
+SuppressionsFor = Callable[[Sequence[Event], SoftBounces], Sequence[tuple[str, str, str]]]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What ``record_matched`` wrote: the events that were new, or whose report it repeats."""
+
+    inserted: tuple[Event, ...]
+    duplicate: bool = False  # every event was recorded already, from an earlier delivery
+    reason: str = ""  # for a duplicate: which inbound message recorded them
+
+
+def record_matched(
+    store: SqlStore,
+    inbound_id: int,
+    *,
+    kind: str,
+    at: float,
+    matched_by: str,
+    copy: SentCopy,
+    new_events: Sequence[Event],
+    suppressions_for: SuppressionsFor,
+) -> Recorded:
+    """A matched report's events, each inserted unless its key is stored already, then the
+    suppressions ``suppressions_for`` draws from the inserted ones, in one transaction.
+
+    The key's unique index decides, not a look beforehand: of parallel deliveries of the
+    same report, one inserts and the others wait for it and then insert nothing (they are
+    settled as duplicates). Soft bounces are counted inside the transaction, so the count
+    includes this report's own bounce and no duplicate of it.
+    """
+    with store.engine.begin() as conn:
+        inserted = tuple(e for e in new_events if _insert_once(conn, e))
+        duplicate = bool(new_events) and not inserted
+        reason = _recorded_by(conn, new_events[0].key) if duplicate else ""
+        suppress = suppressions_for(
+            inserted, lambda address, since: _soft_bounces(conn, address, since))
+        conn.execute(
+            inbound.update()
+            .where(inbound.c.id == inbound_id)
+            .values(
+                status="duplicate" if duplicate else "matched",
+                kind=kind,
+                reason=reason,
+                matched_by=matched_by,
+                campaign=copy.campaign,
+                message=copy.id,
+                processed_at=at,
+            )
+        )
+        for address, why, source in suppress:
+            _suppress(conn, address, why, source, inbound_id, at)
+    return Recorded(inserted, duplicate, reason)
+
+
+def _insert_once(conn: Connection, event: Event) -> bool:
+    """Insert ``event``; False when an event with its key is stored (or being stored)."""
+    if event.key is None:
+        conn.execute(events.insert(), [event.row()])
+        return True
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    # RETURNING, not rowcount: with psycopg an INSERT that returns its id reports -1 rows.
+    result = conn.execute(insert(events).values(**event.row())
+                          .on_conflict_do_nothing(index_elements=[events.c.key])
+                          .returning(events.c.id))
+    return result.first() is not None
+
+
+def _recorded_by(conn: Connection, key: str | None) -> str:
+    """Which inbound message recorded the event holding ``key``, as a reason."""
+    detail = conn.scalar(sa.select(events.c.detail).where(events.c.key == key))
+    found = json.loads(detail).get("inbound") if detail else None
+    if isinstance(found, int):
+        return f"the same report as inbound {found}"
+    return "the same report was recorded already"
 
 
 # -- matching lookups ---------------------------------------------------------------------
@@ -255,20 +342,22 @@ def _copy(r: Any) -> SentCopy:
 
 
 def _suppress(
-    conn: Any, address: str, reason: str, source: str, inbound_id: int | None, at: float
+    conn: Connection, address: str, reason: str, source: str, inbound_id: int | None, at: float
 ) -> None:
-    address = address.strip().lower()
-    found = conn.scalar(sa.select(suppressions.c.address).where(suppressions.c.address == address))
-    if found is None:
-        conn.execute(
-            suppressions.insert().values(
-                address=address,
-                reason=reason[:500],
-                source=source,
-                inbound=inbound_id,
-                created_at=at,
-            )
+    """Put ``address`` on the list unless it is there (the first reason stays). Two reports
+    about one address settled at once both try: the primary key keeps one, without an error."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        insert(suppressions)
+        .values(
+            address=address.strip().lower(),
+            reason=reason[:500],
+            source=source,
+            inbound=inbound_id,
+            created_at=at,
         )
+        .on_conflict_do_nothing(index_elements=[suppressions.c.address])
+    )
 
 
 def suppress(
@@ -310,6 +399,11 @@ def suppressed(store: SqlStore, addresses: Iterable[str]) -> dict[str, str]:
 
 def soft_bounces(store: SqlStore, address: str, since: float) -> int:
     """Soft bounce reports for copies sent to ``address`` since ``since``."""
+    with store.connect() as conn:
+        return _soft_bounces(conn, address, since)
+
+
+def _soft_bounces(conn: Connection, address: str, since: float) -> int:
     q = (
         sa.select(events.c.detail)
         .select_from(events.join(messages, messages.c.id == events.c.message))
@@ -319,8 +413,7 @@ def soft_bounces(store: SqlStore, address: str, since: float) -> int:
             events.c.at >= since,
         )
     )
-    with store.connect() as conn:
-        details = [json.loads(d) if d else {} for d in conn.scalars(q)]
+    details = [json.loads(d) if d else {} for d in conn.scalars(q)]
     return sum(1 for d in details if d.get("source") == "report" and not d.get("hard"))
 
 
