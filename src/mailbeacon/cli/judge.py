@@ -43,7 +43,7 @@ def run_judge(args: argparse.Namespace, config: Config) -> int:
             catch_up(store, judge, SystemClock().now())
             time.sleep(JUDGE_EVERY)
     else:
-        print(f"{catch_up(store, judge, now)} new events read")
+        print(f"{catch_up(store, judge, now, settle=5.0)} new events read")
     return 0
 
 

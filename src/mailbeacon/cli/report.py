@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         cid = queries.campaign_id(store, args.campaign) if args.campaign else None
     except queries.UnknownCampaign:
         raise MailbeaconError(f"no campaign named {args.campaign!r}") from None
-    catch_up(store, Judge.from_config(config), SystemClock().now())  # figures as of now
+    catch_up(store, Judge.from_config(config), SystemClock().now(), settle=5.0)  # as of now
     counts = queries.counts(store, cid)
     geo = load_country_db(config.country_db) if config.country_db else None
     human = engagement.engagement(store, cid, geo)
