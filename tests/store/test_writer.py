@@ -187,6 +187,24 @@ def test_a_torn_line_is_set_aside_and_the_rest_replays(store: SqlStore, tmp_path
     assert kept.read_bytes() == torn + b"\n\xff\xfe{\n"
 
 
+def test_a_torn_line_is_set_aside_once_when_the_replay_waits(store: SqlStore,
+                                                              tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.append([_keyed(1)])
+    [path] = spool.pending()
+    with open(path, "ab") as out:
+        out.write(b'["open", 1.0, 1\n')
+    away = FlakyAppender(store.appender())
+    away.down = True
+    for _ in range(3):  # the store is still away: the file waits, the torn line is kept once
+        with pytest.raises(ConnectionError):
+            spool.replay(away)
+    [kept] = (tmp_path / "spool").glob("torn-*.jsonl")
+    assert kept.read_bytes() == b'["open", 1.0, 1\n'
+    away.down = False
+    assert spool.replay(away) == 1 and _agents(store) == ["hit-1"]
+
+
 def test_a_failed_append_leaves_no_torn_line(tmp_path: Path, monkeypatch: Any) -> None:
     spool = Spool(tmp_path / "spool")
     spool.append([_keyed(1)])

@@ -16,7 +16,7 @@ from mailbeacon import keys
 from mailbeacon.clock import FixedClock
 from mailbeacon.core import tokens
 from mailbeacon.core.tokens import Claims, Keyring, TokenKind, TrackLevel
-from mailbeacon.store import queries
+from mailbeacon.store import queries, stream
 from mailbeacon.store.sql import open_store
 from mailbeacon.web.tracking import PIXEL, TrackingApp
 from serverproc import ServerProcess
@@ -36,6 +36,9 @@ def _token(server: ServerProcess, claims: Claims) -> str:
 def _events(server: ServerProcess) -> list[queries.EventView]:
     store = open_store(server.db_url, create=False)
     try:
+        # The stream stops below transactions still running (the server's judge may be
+        # writing): wait for those, as `report` does, so every answered hit is listed.
+        stream.settle(store, 10.0)
         return queries.list_events(store, limit=1000)
     finally:
         store.close()

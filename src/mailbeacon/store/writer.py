@@ -99,6 +99,13 @@ class Spool:
         if torn:
             kept = self.directory / f"torn-{os.getpid()}.jsonl"
             _append_synced(kept, b"".join(torn))
+            # The spool file loses its torn lines now, so a replay deferred by a store
+            # still away does not set them aside a second time.
+            fresh = path.with_suffix(".rewrite")
+            with contextlib.suppress(FileNotFoundError):
+                fresh.unlink()
+            _append_synced(fresh, "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
+            os.replace(fresh, path)
             log.error("%d torn lines in %s (a full disk or a crash mid-write): kept in %s, "
                       "the other %d rows replay", len(torn), path, kept, len(rows))
         return rows
