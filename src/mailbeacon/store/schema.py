@@ -96,6 +96,12 @@ Step = CreateTable | AddIndex | AddColumn | AddDefaultedColumn
 # and tx stays 0 there.
 PG_TRANSACTION_ID = "(pg_current_xact_id()::text::bigint)"
 
+# -- the judge's per-copy state (what an incremental judge keeps between passes) -----------
+JUDGE_STATE_STEPS: tuple[Step, ...] = ()
+
+# -- report rollups: counters kept by delta in the judge's transaction ---------------------
+ROLLUP_STEPS: tuple[Step, ...] = ()
+
 MIGRATIONS: tuple[tuple[str, tuple[Step, ...]], ...] = (
     ("0001_initial", (
         CreateTable("campaigns", (
@@ -226,6 +232,8 @@ MIGRATIONS: tuple[tuple[str, tuple[Step, ...]], ...] = (
             sa.Column("revoked_at", sa.Float, nullable=True),
         )),
     )),
+    ("0007_judge_state", JUDGE_STATE_STEPS),
+    ("0008_rollups", ROLLUP_STEPS),
 )
 
 
