@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
+from mailbeacon.core.verdicts.geo import CountryLookup
+
 
 @dataclass(frozen=True, slots=True)
 class HitChange:
@@ -30,6 +32,12 @@ class HitChange:
     new: str
 
 
-def apply(conn: Connection, changes: Sequence[HitChange]) -> None:
-    """Move every rollup by the deltas of ``changes``, inside the caller's transaction."""
+def apply(conn: Connection, changes: Sequence[HitChange], *,
+          country_db: CountryLookup | None = None) -> None:
+    """Move every rollup by the deltas of ``changes``, inside the caller's transaction.
+
+    Call it after the new verdict rows are written (same transaction): the "opened
+    elsewhere" figure reads the new current rows' reasons. ``country_db``: the
+    user's ``--country-db`` (default: the bundled registry data).
+    """
     return None
