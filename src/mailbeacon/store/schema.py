@@ -100,7 +100,48 @@ PG_TRANSACTION_ID = "(pg_current_xact_id()::text::bigint)"
 JUDGE_STATE_STEPS: tuple[Step, ...] = ()
 
 # -- report rollups: counters kept by delta in the judge's transaction ---------------------
-ROLLUP_STEPS: tuple[Step, ...] = ()
+# store/rollups.py moves them; ``mailbeacon rebuild`` recomputes them from the events. A
+# counter that falls back to 0 keeps its row (n = 0): readers take n > 0.
+
+
+def _counter(*key: sa.Column) -> tuple[sa.Column, ...]:
+    return (*key, sa.Column("n", sa.BigInteger, nullable=False))
+
+
+def _key(name: str, type_: sa.types.TypeEngine[object]) -> sa.Column:
+    return sa.Column(name, type_, primary_key=True, autoincrement=False)
+
+
+ROLLUP_STEPS: tuple[Step, ...] = (
+    # Per campaign: family "hits" (key kind/anonymous/verdict), "copies" (opened, clicked,
+    # best/<verdict>, elsewhere), "link_copies" (any|human/<url key>), "client",
+    # "device", "country" (hits by people: human and unknown verdicts).
+    CreateTable("rollup_counters", _counter(
+        _key("campaign", sa.Integer), _key("family", sa.String(20)),
+        _key("key", sa.String(200)))),
+    # Clicks per link, by verdict and anonymous or not; url_key: sha1 of the URL.
+    CreateTable("rollup_links", (
+        *_counter(_key("campaign", sa.Integer), _key("url_key", sa.String(40)),
+                  _key("verdict", sa.String(20)), _key("anonymous", sa.Integer)),
+        sa.Column("url", sa.Text, nullable=False))),
+    # The time series a dashboard charts: hits per hour (at // 3600), kind and verdict.
+    CreateTable("rollup_hours", _counter(
+        _key("campaign", sa.Integer), _key("hour", sa.Integer), _key("kind", sa.String(20)),
+        _key("verdict", sa.String(20)))),
+    # Per copy, so that a unique figure moves when a copy's count flips 0 <-> 1: family
+    # "open", "click", "seen" (open or click), "opening" (key: verdict), "link" and
+    # "human_link" (key: url key), "human_click", "elsewhere"; key "" when none.
+    CreateTable("rollup_copy", _counter(
+        _key("message", sa.Integer), _key("family", sa.String(20)),
+        _key("key", sa.String(40)))),
+    # Hits whose current verdict says "opened elsewhere": few, and the only per-hit state.
+    CreateTable("rollup_flagged", (
+        _key("event", sa.BigInteger), sa.Column("message", sa.Integer, nullable=False))),
+    # --recipients and who-opened lists page through a campaign's copies by recipient;
+    # the per-copy figures group a campaign's accepted copies by engagement.
+    AddIndex("messages", "ix_messages_campaign_recipient", ("campaign", "recipient", "id")),
+    AddIndex("messages", "ix_messages_campaign_status", ("campaign", "status", "engagement")),
+)
 
 MIGRATIONS: tuple[tuple[str, tuple[Step, ...]], ...] = (
     ("0001_initial", (
@@ -260,3 +301,8 @@ judge_cursor = metadata.tables["judge_cursor"]
 inbound = metadata.tables["inbound"]
 suppressions = metadata.tables["suppressions"]
 api_keys = metadata.tables["api_keys"]
+rollup_counters = metadata.tables["rollup_counters"]
+rollup_links = metadata.tables["rollup_links"]
+rollup_hours = metadata.tables["rollup_hours"]
+rollup_copy = metadata.tables["rollup_copy"]
+rollup_flagged = metadata.tables["rollup_flagged"]
