@@ -5,14 +5,16 @@ pixels and clicks straight from the parser, the rest through the ASGI app),
 with one writer thread. With ``--workers N`` the first process starts N-1
 more, each listening on the same address (SO_REUSEPORT, so the kernel spreads
 connections over them), each with its own store connection,
-group committer and spool directory. The judge and the inbound receiver run
-only in the first. The others die with it: a SIGKILL leaves no orphan holding
-the port.
+group committer and spool directory. The inbound receiver runs only in the
+first. The judge runs in a process of its own (``JudgeProcess``), started by
+the first, so it never holds the hot path's interpreter. The others die with
+the first: a SIGKILL leaves no orphan holding the port or judging.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -40,29 +42,12 @@ from mailbeacon.web.app import create_app
 from mailbeacon.web.tracking import TrackingApp
 
 log = logging.getLogger("mailbeacon.server")
-# The judge in serve: short passes, then a pause three times as long as the pass,
-# so it takes at most a quarter of the interpreter from the hot path under load.
-JUDGE_PASS_EVENTS = 500
-JUDGE_YIELD = 3.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-async def judge_forever(store: SqlStore, judge: Judge, clock: Clock,
-                        stop: threading.Event, every: float = JUDGE_EVERY) -> None:
-    """Keep verdicts current: hits are judged a moment after they are answered.
-
-    One short pass at a time, then a pause three times as long as the pass took:
-    under a flood of hits the judge takes at most about a quarter of the
-    interpreter and falls behind for a while, rather than slowing the answers.
-    """
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            await asyncio.to_thread(catch_up, store, judge, clock.now(), stop=stop, passes=1,
-                                    batch=JUDGE_PASS_EVENTS)
-        except Exception as exc:  # the store is away: the hits wait in the event stream
-            log.warning("judge pass failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        await asyncio.sleep(max(every, JUDGE_YIELD * (time.monotonic() - started)))
+# The judge process: lower CPU priority than the hot path, so on a busy machine the
+# answers go first and the judge catches up from what CPU is left.
+JUDGE_NICE = 5
+JUDGE_RESTART_SECONDS = 1.0  # wait before starting a judge that died again
+JUDGE_PASS_EVENTS = 2000  # events per pass: one short write transaction each
 
 
 async def serve(config: Config, clock: Clock) -> None:
@@ -82,10 +67,9 @@ async def serve(config: Config, clock: Clock) -> None:
         await committer.stop()
         store.close()
         raise
-    stop_judging = threading.Event()
-    judge_task = (asyncio.create_task(
-        judge_forever(store, Judge.from_config(config), clock, stop_judging))
-        if config.judge else None)
+    judge = JudgeProcess(config, clock) if config.judge else None
+    if judge is not None:
+        judge.start()
     workers = _start_workers(config, clock, server.signal_handler_interrupt)
     _stop_on_signals(server)
     host, port = config.http
@@ -98,9 +82,8 @@ async def serve(config: Config, clock: Clock) -> None:
         for process in workers:
             asyncio.get_running_loop().remove_reader(process.sentinel)
         await asyncio.to_thread(_stop_workers, workers)
-        stop_judging.set()
-        if judge_task:
-            judge_task.cancel()
+        if judge is not None:
+            await asyncio.to_thread(judge.stop)
         await stop_inbound()
         await committer.stop()
         store.close()
@@ -230,6 +213,96 @@ def _worker_main(settings: tuple[dict[str, Any], dict[str, str]], clock: Clock, 
                  parent: int) -> None:
     _die_with_parent(parent)
     asyncio.run(serve_hits(Config(*settings), clock, number))
+
+
+# -- the judge ------------------------------------------------------------------------------
+
+class JudgeProcess:
+    """The judge in a process of its own, so it never holds the hot path's interpreter.
+
+    Spawned like the workers (it dies with this process, however that dies), started
+    again when it dies on its own, stopped (SIGTERM: it ends its pass) on shutdown.
+    Several judges on one store are safe (the cursor's compare-and-set), so a new one
+    started while an old one still ends its pass is harmless.
+    """
+
+    def __init__(self, config: Config, clock: Clock):
+        # The settings go as plain dicts: Config's __getattr__ does not survive unpickling.
+        self.settings = (dict(config.values), dict(config.sources))
+        self.clock = clock
+        self.process: BaseProcess | None = None
+        self.stopping = False
+        self.restarts = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Start the judge; from the event loop's (main) thread: the parent-death signal
+        follows the thread that started the child."""
+        self.loop = asyncio.get_running_loop()
+        spawn = multiprocessing.get_context("spawn")
+        process = spawn.Process(target=_judge_main,
+                                args=(self.settings, self.clock, os.getpid()),
+                                name="mailbeacon-judge", daemon=True)
+        process.start()
+        self.process = process
+        self.loop.add_reader(process.sentinel, self._gone, process)
+
+    def _gone(self, process: BaseProcess) -> None:
+        assert self.loop is not None
+        self.loop.remove_reader(process.sentinel)
+        process.join(0)
+        if self.stopping:
+            return
+        self.restarts += 1
+        log.error("the judge exited (status %s): starting it again", process.exitcode)
+        self.loop.call_later(JUDGE_RESTART_SECONDS, self._restart)
+
+    def _restart(self) -> None:
+        if not self.stopping:
+            self.start()
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop the judge (from any thread): SIGTERM, then SIGKILL after ``grace``."""
+        self.stopping = True
+        process = self.process
+        if process is None:
+            return
+        if self.loop is not None:
+            with contextlib.suppress(Exception):
+                self.loop.call_soon_threadsafe(self.loop.remove_reader, process.sentinel)
+        _stop_workers([process], grace)
+
+
+def _judge_main(settings: tuple[dict[str, Any], dict[str, str]], clock: Clock,
+                parent: int) -> None:
+    _die_with_parent(parent)
+    with contextlib.suppress(OSError):
+        os.nice(JUDGE_NICE)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches serve, which stops us
+    config = Config(*settings)
+    store = open_store(config.db_url, create=False)
+    try:
+        judge_until(store, Judge.from_config(config), clock, stop)
+    finally:
+        store.close()
+
+
+def judge_until(store: SqlStore, judge: Judge, clock: Clock, stop: threading.Event,
+                every: float = JUDGE_EVERY) -> None:
+    """Keep verdicts current until ``stop``: catch up, wait ``every`` seconds, again.
+
+    In its own process the judge can take all the CPU it is given: it never slows
+    the answers through the interpreter, only through the CPU and the store they
+    share (SQLite: one writer at a time, so its passes stay short).
+    """
+    while not stop.is_set():
+        try:
+            catch_up(store, judge, clock.now(), batch=JUDGE_PASS_EVENTS, stop=stop)
+        except Exception as exc:  # the store is away: the hits wait in the event stream
+            log.warning("judge pass failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        stop.wait(every)
 
 
 def _die_with_parent(parent: int) -> None:
