@@ -33,6 +33,21 @@ from typing import Any
 
 OPENED_BY_PERSON, ONLY_MACHINES, NOT_OPENED = "opened by a person", "only by machines", "not opened"
 
+OPENING_KINDS = ("open", "click", "download")  # hits that show a copy was opened
+# Which verdict speaks for a copy's opens: the most person-like one it has.
+PRECEDENCE = ("human", "proxy", "unknown", "prefetch", "scanner", "self")
+PERSON = ("human", "proxy")
+MACHINE = ("prefetch", "scanner")
+# Clients, devices and countries are counted over these verdicts only: a proxy's or a
+# scanner's user agent and address describe the machine, not the reader.
+BREAKDOWN_VERDICTS = ("human", "unknown")
+
+
+def best_verdict(present: Iterable[str]) -> str | None:
+    """The verdict that speaks for a copy whose opening hits have these verdicts."""
+    ranked = [PRECEDENCE.index(v) for v in present if v in PRECEDENCE]
+    return PRECEDENCE[min(ranked)] if ranked else None
+
 
 @dataclass(frozen=True)
 class LinkStats:
