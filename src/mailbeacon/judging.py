@@ -1,19 +1,35 @@
-"""The judge: keeps a verdict on every hit, re-judging a copy when anything new arrives.
+"""The judge: keeps a verdict on every hit, re-judging only what new events can change.
 
 It reads the event stream behind a cursor, never the hot path: a hit is
 answered as soon as it is committed, and judged a moment later. The stream is
 read in commit order (``store.stream``), so an event whose id is below one
-already judged, but that committed later, is judged too, once. For every
-recipient copy touched by new events (a hit, a delivery report, a reply, a
-read receipt) it runs the pure ``core.verdicts.judge`` over *all* that copy's
-hits and evidence, so evidence that arrives later re-labels earlier hits. Raw
-hits are never changed: a verdict that changes gets a new row, and the old one
-stays as history.
+already judged, but that committed later, is judged too, once.
 
-Several judges (several tracking servers on one PostgreSQL, or ``mailbeacon
-report`` beside a running server) may run at once: each pass moves the
-cursor with a compare-and-set in the same transaction as its verdicts, and a
-pass that lost the race is rolled back and does nothing.
+Each pass reads up to ``batch`` events and judges each copy they touch once,
+from what it keeps of the copy (``store.copies``: the evidence, the first
+human open, the verdict counts its engagement rests on) and the copy's hits
+near the new ones: ``core.verdicts.reach`` says which hits a new hit can
+change (``rejudge_span``) and which ones their verdicts rest on
+(``context_span``). A copy is judged whole instead when it is small
+(``WHOLE_COPY`` hits: cheaper than the windows), new to the judge, or when
+evidence reaches every hit (a reply, a read receipt, a link count change, a
+delivery report, a new first human open: one bounded re-judge per such event).
+
+A hammered copy costs a bounded amount per pass: at most ``COPY_CAP`` of its
+new hits are judged per pass (the rest wait, the stream moves on, so other
+copies are judged meanwhile), and at most ``WINDOW`` hits are read on each
+side of them. When more than ``WINDOW`` hits lie within reach (a flood), the
+new hits and the ``WINDOW // 2`` nearest on each side are judged against the
+``WINDOW`` hits read and earlier ones keep their verdicts: in a flood run of
+over ``signals.RUN_BOUND`` hits the words no longer change, so this is exact
+for one client's flood; it is the one place the judge is not exactly
+``judge`` over all hits.
+
+Raw hits are never changed: a verdict that changes gets a new row, the old one
+stays as history, and the rollups move by the same changes in the same
+transaction. Several judges may run at once: each pass moves the cursor (and
+a deferred copy's own position) with a compare-and-set in the same
+transaction as its verdicts; a pass that lost the race is rolled back.
 """
 
 from __future__ import annotations
@@ -21,9 +37,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -38,18 +55,30 @@ from mailbeacon.core.verdicts import (
     Verdict,
     judge,
     load_ip_labels,
-    message_status,
+    reach,
 )
-from mailbeacon.store import stream
+from mailbeacon.core.verdicts.clients import parse_client
+from mailbeacon.core.verdicts.engine import IN_TIME
+from mailbeacon.core.verdicts.engine import _network as network_of  # the engine's /24, /48
+from mailbeacon.core.verdicts.model import LINK_KINDS, OPEN, SELF
+from mailbeacon.core.verdicts.reach import Span
+from mailbeacon.store import copies, rollups, stream
+from mailbeacon.store.copies import EVIDENCE_KINDS, HIT_KINDS, CopyState
 from mailbeacon.store.schema import events, judge_cursor, messages, verdicts
 from mailbeacon.store.sql import SqlStore
 
 log = logging.getLogger("mailbeacon.judge")
 
-HIT_KINDS = ("open", "click", "download", "honeypot")
-EVIDENCE_KINDS = ("delivered", "replied", "read")
 CURSOR = "main"
 JUDGE_EVERY = 0.5  # seconds between passes of a running judge
+WHOLE_COPY = 1000  # a copy with no more hits than this is judged whole
+COPY_CAP = 5000  # new hits of one copy judged per pass; the rest wait for the next passes
+WINDOW = 4000  # hits read on each side of a copy's new hits, at most
+DEFERRED_PER_PASS = 20  # hammered copies whose waiting hits one pass takes up
+ANALYZE_ROWS = 20_000  # PostgreSQL: verdict rows written before statistics are refreshed ...
+ANALYZE_EVERY = 60.0  # ... at most this often (seconds)
+_PERSON_VERDICTS: Final = frozenset({"human", "proxy"})
+_OPENING_KINDS: Final = frozenset({"open", "click", "download"})
 
 
 @dataclass(frozen=True)
@@ -63,8 +92,11 @@ class Judge:
         return cls(SenderProfile(tuple(config.own_networks), tuple(config.own_user_agents)),
                    labels)
 
+    def of(self, hits: Sequence[Hit], evidence: Evidence) -> dict[int, Verdict]:
+        return judge(hits, evidence, self.sender, self.ip_labels)
 
-def catch_up(store: SqlStore, judge_: Judge, now: float, batch: int = 2000,
+
+def catch_up(store: SqlStore, judge_: Judge, now: float, batch: int = 5000,
              stop: threading.Event | None = None, passes: int | None = None,
              settle: float = 0.0) -> int:
     """Judge everything that arrived since the last pass; returns the events read.
@@ -81,33 +113,47 @@ def catch_up(store: SqlStore, judge_: Judge, now: float, batch: int = 2000,
     total = 0
     while (stop is None or not stop.is_set()) and passes != 0:
         try:
-            read = _one_pass(store, judge_, now, batch)
+            done = _one_pass(store, judge_, now, batch)
         except OperationalError as exc:  # another writer held the lock: next time
             log.debug("judge pass deferred: %s", exc)
             return total
-        if read is None:  # another judge moved the cursor meanwhile: read on from there
+        if done is None:  # another judge moved the cursor meanwhile: read on from there
             continue
+        read, waiting = done
         total += read
         passes = None if passes is None else passes - 1
-        if read < batch:
+        if read < batch and not waiting:
             break
     return total
 
 
 def rejudge_all(store: SqlStore, judge_: Judge, now: float) -> int:
-    """Judge every copy again from scratch (after changing own networks, labels, ...)."""
+    """Judge every copy again from scratch (after changing own networks, labels, ...);
+    returns the verdicts that changed. Works through the copies in chunks."""
     with store.engine.connect() as conn:
-        ids = [int(m) for m in conn.scalars(sa.select(events.c.message).distinct().where(
-            events.c.kind.in_(HIT_KINDS), events.c.message != 0))]
+        ids = sorted(int(m) for m in conn.scalars(sa.select(events.c.message).distinct().where(
+            events.c.kind.in_(HIT_KINDS), events.c.message != 0)))
+    written = 0
+    for chunk in copies.chunks(ids):
+        plan = _Plan()
+        with store.engine.connect() as conn:
+            _judge_whole(conn, judge_, plan, list(chunk), now)
+        with store.engine.begin() as conn:
+            plan.states, plan.existing = copies.keep_behind(conn, plan.states)
+            _write(conn, plan, now)
+        written += len(plan.verdicts)
+    with store.engine.connect() as conn:
         anonymous = list(conn.execute(sa.select(events).where(
             events.c.message == 0, events.c.kind.in_(HIT_KINDS))))
-        work = _read_copies(conn, ids)
-        current = _current_verdicts(conn, [e.id for rows in work.values() for e in rows[1]]
-                                    + [e.id for e in anonymous])
-    plan = _plan(work, anonymous, judge_, now, current)
-    with store.engine.begin() as conn:
-        _write(conn, plan, now)
-    return len(plan.verdicts)
+    for first in range(0, len(anonymous), 500):
+        plan = _Plan()
+        with store.engine.connect() as conn:
+            _judge_anonymous(conn, judge_, plan, anonymous[first:first + 500])
+        with store.engine.begin() as conn:
+            _write(conn, plan, now)
+        written += len(plan.verdicts)
+    _maybe_analyze(store, written, force=True)
+    return written
 
 
 class _LostRace(Exception):
@@ -116,39 +162,81 @@ class _LostRace(Exception):
 
 @dataclass
 class _Plan:
-    """What a pass will write: new verdict rows, the rows they replace, copy statuses."""
+    """What a pass will write: new verdict rows, the rows they replace, copy states."""
 
     verdicts: list[tuple[int, int, Verdict]] = field(default_factory=list)  # event, copy, v
     stale: list[int] = field(default_factory=list)  # verdict row ids no longer current
-    engagement: dict[int, str | None] = field(default_factory=dict)
+    changes: list[rollups.HitChange] = field(default_factory=list)
+    states: list[CopyState] = field(default_factory=list)
+    existing: set[int] = field(default_factory=set)  # copies whose state row exists
+    expect_behind: dict[int, stream.Cursor | None] = field(default_factory=dict)
+    engagement: dict[int, str | None] = field(default_factory=dict)  # only where it changed
 
 
-def _one_pass(store: SqlStore, judge_: Judge, now: float, batch: int) -> int | None:
-    """One pass; the events it read, or None when another judge got there first.
+@dataclass
+class _Touched:
+    """One copy's events in this pass, and where its waiting hits start afterwards."""
 
-    It reads the stream in commit order (``store.stream``), so an event that
-    commits after a higher id is still judged; a transaction left open on
-    PostgreSQL holds the judge back until it ends (see ``store.stream``).
-    """
+    rows: list[Any] = field(default_factory=list)
+    deferred: bool = False  # it had waiting hits when the pass began
+    behind: stream.Cursor | None = None  # after this pass
+
+
+def _one_pass(store: SqlStore, judge_: Judge, now: float,
+              batch: int) -> tuple[int, bool] | None:
+    """One pass: (events read from the stream, whether hits are left waiting), or None
+    when another judge got there first."""
     with store.engine.connect() as conn:  # read phase: no write lock held
         saved = _saved_cursor(conn)
-        rows = stream.page(conn, saved or stream.START, batch)
-        if not rows:
-            return 0
-        touched = sorted({r.message for r in rows
-                          if r.message and r.kind in HIT_KINDS + EVIDENCE_KINDS})
-        work = _read_copies(conn, touched)
-        anonymous = [r for r in rows if not r.message and r.kind in HIT_KINDS]
-        current = _current_verdicts(conn, [e.id for _, es in work.values() for e in es]
-                                    + [e.id for e in anonymous])
-    plan = _plan(work, anonymous, judge_, now, current)
+        start = stream.resolve(conn, saved or stream.START)
+        rows = stream.page(conn, start, batch)
+        waiting = copies.deferred(conn, DEFERRED_PER_PASS)
+        if not rows and not waiting:
+            return 0, False
+        to = stream.of(rows[-1]) if rows else start
+        touched = _touch(conn, rows, waiting, to)
+        plan = _plan(conn, judge_, touched, now, start, {s.message for s in waiting})
+        _judge_anonymous(conn, judge_, plan,
+                         [r for r in rows if not r.message and r.kind in HIT_KINDS])
     try:
         with store.engine.begin() as conn:  # write phase: short
-            _move_cursor(conn, saved, stream.of(rows[-1]))
+            if rows:
+                _move_cursor(conn, saved, to)
             _write(conn, plan, now)
     except (_LostRace, IntegrityError):  # IntegrityError: two first passes made the cursor
         return None
-    return len(rows)
+    _maybe_analyze(store, len(plan.verdicts))
+    return len(rows), any(t.behind is not None for t in touched.values())
+
+
+def _touch(conn: Connection, rows: list[Any], waiting: list[CopyState],
+           to: stream.Cursor) -> dict[int, _Touched]:
+    """The events of each copy this pass judges, at most COPY_CAP hits per copy."""
+    touched: dict[int, _Touched] = {}
+    held = {s.message for s in waiting}
+    for r in rows:
+        if r.message and r.kind in HIT_KINDS + EVIDENCE_KINDS and r.message not in held:
+            touched.setdefault(r.message, _Touched()).rows.append(r)
+    for t in touched.values():
+        _cap(t)
+    for s in waiting:  # its events in the stream so far lie past where it waits
+        behind = s.behind
+        assert behind is not None
+        backlog = copies.backlog(conn, s.message, behind, to, COPY_CAP * 2)
+        t = touched[s.message] = _Touched(backlog, deferred=True)
+        _cap(t)
+        if t.behind is None and len(backlog) == COPY_CAP * 2:  # more than it could read
+            t.behind = stream.of(backlog[-1])
+    return touched
+
+
+def _cap(t: _Touched) -> None:
+    hits = 0
+    for i, r in enumerate(t.rows):
+        hits += r.kind in HIT_KINDS
+        if hits > COPY_CAP:
+            t.behind, t.rows = stream.of(t.rows[i - 1]), t.rows[:i]
+            return
 
 
 def _saved_cursor(conn: Connection) -> stream.Cursor | None:
@@ -171,58 +259,252 @@ def _move_cursor(conn: Connection, saved: stream.Cursor | None, to: stream.Curso
         raise _LostRace
 
 
-def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
-    for i in range(0, len(ids), size):
-        yield ids[i:i + size]
+# -- planning a pass -------------------------------------------------------------------
 
 
-def _read_copies(conn: Connection, ids: list[int]) -> dict[int, tuple[Any, list[Any]]]:
-    """For each copy: its messages row (or None) and all its events."""
-    found: dict[int, tuple[Any, list[Any]]] = {m: (None, []) for m in ids}
-    for chunk in _chunks(ids):
-        for row in conn.execute(sa.select(messages.c.id, messages.c.sent_at,
-                                          messages.c.created_at, messages.c.links)
-                                .where(messages.c.id.in_(chunk))):
-            found[row.id] = (row, found[row.id][1])
-        for e in conn.execute(sa.select(events).where(events.c.message.in_(chunk))
-                              .order_by(events.c.id)):
-            found[e.message][1].append(e)
-    return found
-
-
-def _current_verdicts(conn: Connection, event_ids: list[int]) -> dict[int, Any]:
-    current: dict[int, Any] = {}
-    for chunk in _chunks(sorted(set(event_ids))):
-        for r in conn.execute(sa.select(verdicts).where(
-                verdicts.c.event.in_(chunk), verdicts.c.current.is_(True))):
-            current[r.event] = r
-    return current
-
-
-def _plan(work: dict[int, tuple[Any, list[Any]]], anonymous: list[Any], judge_: Judge,
-          now: float, current: dict[int, Any]) -> _Plan:
+def _plan(conn: Connection, judge_: Judge, touched: dict[int, _Touched], now: float,
+          start: stream.Cursor, waiting: set[int]) -> _Plan:
     plan = _Plan()
-    for message, (row, copy_events) in work.items():
-        hits = [_hit(e) for e in copy_events if e.kind in HIT_KINDS]
+    ids = sorted(touched)
+    states = copies.load(conn, ids)
+    plan.existing = set(states)
+    rows_of = copies.messages_rows(conn, ids)
+    whole: list[int] = []
+    fresh = [m for m in ids if m not in states]
+    counts = copies.hit_counts(conn, fresh) if fresh else {}
+    legacy = copies.seen_before(conn, [m for m in fresh if counts[m] > WHOLE_COPY], start)
+    for m in ids:
+        t = touched[m]
+        if m in waiting or t.behind is not None:
+            plan.expect_behind[m] = states[m].behind if m in states else None
+        state = states.get(m)
+        if state is None:
+            if counts[m] <= WHOLE_COPY or m in legacy:
+                whole.append(m)
+                continue
+            state = _fresh(m, t.rows)
+        elif state.hits + len(t.rows) <= WHOLE_COPY:
+            whole.append(m)
+            continue
+        if not _judge_window(conn, judge_, plan, state, rows_of.get(m), t.rows,
+                             fresh=m not in states):
+            whole.append(m)
+    _judge_whole(conn, judge_, plan, whole, now, rows_of)
+    behind = {m: t.behind for m, t in touched.items()}
+    plan.states = [replace(s, behind_tx=None if behind.get(s.message) is None
+                           else behind[s.message].tx,  # type: ignore[union-attr]
+                           behind_id=None if behind.get(s.message) is None
+                           else behind[s.message].id)  # type: ignore[union-attr]
+                   for s in plan.states]
+    return plan
+
+
+def _fresh(message: int, rows: list[Any]) -> CopyState:
+    """The state of a copy the judge has not seen before (its messages row fills it in)."""
+    campaign = int(rows[0].campaign) if rows else 0
+    return CopyState(message=message, campaign=campaign, known=False, sent_at=0.0,
+                     link_count=0)
+
+
+def _judge_whole(conn: Connection, judge_: Judge, plan: _Plan, ids: list[int], now: float,
+                 rows_of: dict[int, Any] | None = None) -> None:
+    """Judge each copy on all its hits and evidence (what the judge always did), and make
+    its state from scratch."""
+    if not ids:
+        return
+    rows_of = copies.messages_rows(conn, ids) if rows_of is None else rows_of
+    every = copies.all_events(conn, ids)
+    current = copies.current_verdicts(conn, [e.id for m in ids for e in every[m]
+                                             if e.kind in HIT_KINDS])
+    for m in ids:
+        row, copy_events = rows_of.get(m), every[m]
+        hit_rows = {e.id: e for e in copy_events if e.kind in HIT_KINDS}
+        hits = [_hit(e) for e in hit_rows.values()]
         evidence = _evidence(row, copy_events, hits, now)
-        found = judge(hits, evidence, judge_.sender, judge_.ip_labels)
-        _compare(plan, message, found, current)
-        if row is not None:
-            answered = evidence.replied_at or evidence.read_receipt_at
-            plan.engagement[message] = (message_status(hits, found, evidence)
-                                        if hits or answered else None)
-    for r in anonymous:  # tied to no copy: each judged alone, on what it says of itself
+        found = judge_.of(hits, evidence)
+        _compare(plan, m, found, current, hit_rows)
+        campaign = int(copy_events[0].campaign) if copy_events else 0
+        state = CopyState(message=m, campaign=campaign, known=row is not None,
+                          sent_at=evidence.sent_at, link_count=evidence.link_count,
+                          delivered_at=evidence.delivered_at, replied_at=evidence.replied_at,
+                          read_at=evidence.read_receipt_at, hits=len(hits))
+        state = _with_first(state, _first_human_open(hits, found))
+        person, other = _counts(hits, found)
+        state = replace(state, person_hits=person, other_hits=other)
+        _settle_engagement(plan, state, row)
+
+
+def _judge_window(conn: Connection, judge_: Judge, plan: _Plan, state: CopyState,
+                  row: Any, rows: list[Any], fresh: bool) -> bool:
+    """Judge a copy's new hits and what they can change, reading only the hits within
+    reach; False when the copy must be judged whole (evidence or a first human open
+    that reaches every hit)."""
+    new_state = _with_send(state.with_evidence_of(
+        [r for r in rows if r.kind in EVIDENCE_KINDS]), row, rows)
+    if not fresh and reach.evidence_span(state.evidence, new_state.evidence, ()) is not None:
+        return False  # it reaches hits of any time: judged whole, once
+    new_rows = sorted((r for r in rows if r.kind in HIT_KINDS), key=lambda r: (r.at, r.id))
+    if not new_rows:
+        _settle_engagement(plan, new_state, row)
+        return True
+    window = _read_window(conn, state.message, new_rows)
+    if window is None:
+        return False
+    known_rows, rejudged = window
+    known = {hid: _hit(r) for hid, r in known_rows.items()}
+    context = list(known.values())
+    if state.first_open is not None and state.first_open not in known:
+        first_row = copies.event_row(conn, state.first_open)
+        if first_row is not None:  # the flag of later opens rests on it
+            context.append(_hit(first_row))
+    found = judge_.of(context, new_state.evidence)
+    relabelled = {hid: found[hid] for hid in rejudged}
+    what, first = _next_first(state, [known[h] for h in rejudged], relabelled)
+    if what == "whole":
+        return False
+    current = copies.current_verdicts(conn, rejudged)
+    hit_rows = {hid: known_rows[hid] for hid in rejudged}
+    person, other, added = state.person_hits, state.other_hits, 0
+    for hid, v in relabelled.items():
+        old = current.get(hid)
+        hit = known[hid]
+        if old is None:
+            added += 1
+        else:
+            person -= _is_person(hit.kind, old.verdict)
+            other -= old.verdict != SELF
+        person += _is_person(hit.kind, v.verdict)
+        other += v.verdict != SELF
+    _compare(plan, state.message, relabelled, current, hit_rows)
+    new_state = replace(new_state, hits=state.hits + added, person_hits=person,
+                        other_hits=other)
+    if what == "set":
+        new_state = _with_first(new_state, first)
+    _settle_engagement(plan, new_state, row)
+    return True
+
+
+def _read_window(conn: Connection, message: int,
+                 new_rows: list[Any]) -> tuple[dict[int, Any], list[int]] | None:
+    """The hits near the new ones (event rows by id, what their verdicts rest on) and the
+    ids whose verdicts they can change."""
+    new_hits = [_hit(r) for r in new_rows]
+    lo, hi = new_hits[0].at, new_hits[-1].at
+    reach_out = 4 * reach.COMPANION_REACH
+    for _ in range(6):
+        left = copies.hits_between(conn, message, lo - reach_out, lo, WINDOW, newest_first=True)
+        rest = copies.hits_between(conn, message, lo, hi + reach_out, WINDOW + len(new_hits))
+        left_cut, right_cut = len(left) == WINDOW, len(rest) == WINDOW + len(new_hits)
+        edge = Span(float(left[-1].at) if left_cut else lo - reach_out,
+                    float(rest[-1].at) if right_cut else hi + reach_out)
+        rows = {r.id: r for r in [*left, *rest, *new_rows]}
+        ordered = sorted(map(_hit, rows.values()), key=IN_TIME)
+        links = [h.at for h in ordered if h.kind in LINK_KINDS]
+        span = reach.rejudge_span(new_hits[0], links)
+        for h in new_hits[1:]:
+            span = span.hull(reach.rejudge_span(h, links))
+        context = reach.context_span(span)
+        short_left = context.start < edge.start and not left_cut
+        short_right = context.end > edge.end and not right_cut
+        if not (short_left or short_right):
+            flood_left = left_cut and context.start <= edge.start
+            flood_right = right_cut and context.end >= edge.end
+            first = WINDOW // 2 if flood_left else 0
+            last = len(ordered) - (WINDOW // 2 if flood_right else 0)
+            inner = {h.id for h in ordered[first:last] if h.at in span}
+            if not (flood_left or flood_right):
+                rows = {h.id: rows[h.id] for h in ordered if h.at in context}
+            rejudged = sorted(inner | {h.id for h in new_hits})
+            return rows, rejudged
+        reach_out *= 8
+    return None  # a chain of link hits longer than every window read: judge it whole
+
+
+def _next_first(state: CopyState, rejudged: list[Hit],
+                relabelled: dict[int, Verdict]) -> tuple[str, Hit | None]:
+    """What becomes of the copy's first human open: ("keep", None), ("set", the new one
+    or None), or ("whole", None) when it moved and later opens' "opened elsewhere" flags,
+    outside what was re-judged, rest on it."""
+    human = [h for h in rejudged if h.kind == OPEN and relabelled[h.id].verdict == "human"]
+    candidate = min(human, key=IN_TIME, default=None)
+    if state.first_open is None:  # no human open outside what was re-judged
+        return "set", candidate
+    if state.first_open not in relabelled:  # it stays human, so it stays first unless ...
+        was = (float(state.first_open_at or 0.0), state.first_open)
+        moved = candidate is not None and (candidate.at, candidate.id) < was
+        return ("whole", None) if moved else ("keep", None)
+    if candidate is not None and candidate.id == state.first_open:
+        return "keep", None
+    return "whole", None
+
+
+def _with_first(state: CopyState, first: Hit | None) -> CopyState:
+    if first is None:
+        return replace(state, first_open=None, first_open_at=None, first_family=None,
+                       first_network=None)
+    network = network_of(first.ip)
+    return replace(state, first_open=first.id, first_open_at=first.at,
+                   first_family=parse_client(first.user_agent).family,
+                   first_network=None if network is None else str(network))
+
+
+def _with_send(state: CopyState, row: Any, rows: list[Any]) -> CopyState:
+    """The send time and link count: from the messages row, or the copy's first hit."""
+    if row is not None:
+        return replace(state, known=True, sent_at=float(row.sent_at or row.created_at),
+                       link_count=copies.link_count(row))
+    times = [float(r.at) for r in rows if r.kind in HIT_KINDS]
+    if state.hits:
+        times.append(state.sent_at)
+    return replace(state, known=False, link_count=0,
+                   sent_at=min(times, default=state.sent_at))
+
+
+def _first_human_open(hits: list[Hit], found: dict[int, Verdict]) -> Hit | None:
+    human = [h for h in hits if h.kind == OPEN and found[h.id].verdict == "human"]
+    return min(human, key=IN_TIME, default=None)
+
+
+def _counts(hits: list[Hit], found: dict[int, Verdict]) -> tuple[int, int]:
+    person = sum(_is_person(h.kind, found[h.id].verdict) for h in hits)
+    return person, sum(found[h.id].verdict != SELF for h in hits)
+
+
+def _is_person(kind: str, verdict: str) -> bool:
+    return kind in _OPENING_KINDS and verdict in _PERSON_VERDICTS
+
+
+def _engagement(state: CopyState) -> str | None:
+    """``engine.message_status`` from the counts the state keeps."""
+    answered = state.replied_at is not None or state.read_at is not None
+    if not state.known or (not state.hits and not answered):
+        return None
+    if answered or state.person_hits:
+        return "opened by a person"
+    return "only by machines" if state.other_hits else "not opened"
+
+
+def _settle_engagement(plan: _Plan, state: CopyState, row: Any) -> None:
+    state = replace(state, engagement=_engagement(state))
+    plan.states.append(state)
+    if row is not None and row.engagement != state.engagement:
+        plan.engagement[state.message] = state.engagement
+
+
+def _judge_anonymous(conn: Connection, judge_: Judge, plan: _Plan, rows: list[Any]) -> None:
+    """Hits tied to no copy: each judged alone, on what it says of itself."""
+    current = copies.current_verdicts(conn, [r.id for r in rows])
+    for r in rows:
         hit = _hit(r)
         evidence = Evidence(sent_at=hit.at - 86_400)  # no send time to measure against
-        _compare(plan, 0, judge([hit], evidence, judge_.sender, judge_.ip_labels), current)
-    return plan
+        _compare(plan, 0, judge_.of([hit], evidence), current, {r.id: r})
 
 
 def _evidence(row: Any, copy_events: list[Any], hits: list[Hit], now: float) -> Evidence:
     if row is None:  # a signed token for a copy this store does not know
         sent_at, links = min((h.at for h in hits), default=now), 0
     else:
-        sent_at, links = row.sent_at or row.created_at, len(json.loads(row.links or "[]"))
+        sent_at, links = row.sent_at or row.created_at, copies.link_count(row)
     return Evidence(
         sent_at=sent_at, link_count=links,
         delivered_at=_first(copy_events, "delivered"),
@@ -231,30 +513,66 @@ def _evidence(row: Any, copy_events: list[Any], hits: list[Hit], now: float) -> 
     )
 
 
-def _compare(plan: _Plan, message: int, found: dict[int, Verdict],
-             current: dict[int, Any]) -> None:
+def _compare(plan: _Plan, message: int, found: dict[int, Verdict], current: dict[int, Any],
+             hit_rows: dict[int, Any]) -> None:
+    """Queue the verdicts that differ from the current ones, and their rollup changes."""
     for event, v in found.items():
         old = current.get(event)
+        reasons = json.dumps(list(v.reasons))
         if old is not None and (old.verdict, round(old.confidence, 2), old.reasons) == (
-                v.verdict, round(v.confidence, 2), json.dumps(list(v.reasons))):
+                v.verdict, round(v.confidence, 2), reasons):
             continue
         if old is not None:
             plan.stale.append(old.id)
         plan.verdicts.append((event, message, v))
+        r = hit_rows[event]
+        plan.changes.append(rollups.HitChange(
+            event=event, campaign=int(_campaign(r)), message=message, kind=r.kind,
+            link=int(r.link or 0), at=float(r.at), ip=r.ip or "", user_agent=r.user_agent or "",
+            old=None if old is None else old.verdict, new=v.verdict))
+
+
+def _campaign(r: Any) -> int:
+    return int(getattr(r, "campaign", 0) or 0)
 
 
 def _write(conn: Connection, plan: _Plan, now: float) -> None:
-    for chunk in _chunks(plan.stale):
+    for chunk in copies.chunks(plan.stale):
         conn.execute(verdicts.update().where(verdicts.c.id.in_(chunk)).values(current=False))
     if plan.verdicts:
         conn.execute(verdicts.insert(), [
             {"event": event, "message": message, "verdict": v.verdict,
              "confidence": v.confidence, "reasons": json.dumps(list(v.reasons)),
              "judged_at": now, "current": True} for event, message, v in plan.verdicts])
+    rollups.apply(conn, plan.changes)
+    if plan.states and not copies.save(conn, plan.states, plan.existing, plan.expect_behind):
+        raise _LostRace
     if plan.engagement:
         conn.execute(messages.update().where(messages.c.id == sa.bindparam("copy"))
                      .values(engagement=sa.bindparam("new_engagement")),
                      [{"copy": m, "new_engagement": st} for m, st in plan.engagement.items()])
+
+
+_analyze_lock = threading.Lock()
+_analyze = {"rows": 0, "at": 0.0}
+
+
+def _maybe_analyze(store: SqlStore, written: int, force: bool = False) -> None:
+    """PostgreSQL: refresh the planner's statistics after bulk verdict writes, at most
+    once every ANALYZE_EVERY seconds, so the judge's look-ups keep using the indexes."""
+    if store.dialect != "postgresql":
+        return
+    with _analyze_lock:
+        _analyze["rows"] += written
+        due = _analyze["rows"] >= ANALYZE_ROWS and (
+            force or time.monotonic() - _analyze["at"] >= ANALYZE_EVERY)
+        if not due:
+            return
+        _analyze["rows"], _analyze["at"] = 0, time.monotonic()
+    with store.engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE verdicts"))
+        conn.execute(sa.text("ANALYZE copy_state"))
+        conn.commit()
 
 
 def _hit(e: Any) -> Hit:
@@ -263,13 +581,6 @@ def _hit(e: Any) -> Hit:
 
 
 def _first(rows: list[Any], kind: str, manual_only: bool = False) -> float | None:
-    times = []
-    for e in rows:
-        if e.kind != kind:
-            continue
-        if manual_only:
-            detail = json.loads(e.detail) if e.detail else {}
-            if detail.get("action_mode", "manual-action") != "manual-action":
-                continue
-        times.append(float(e.at))
+    times = [float(e.at) for e in rows
+             if e.kind == kind and (not manual_only or copies.is_manual_receipt(e))]
     return min(times, default=None)

@@ -97,7 +97,53 @@ Step = CreateTable | AddIndex | AddColumn | AddDefaultedColumn
 PG_TRANSACTION_ID = "(pg_current_xact_id()::text::bigint)"
 
 # -- the judge's per-copy state (what an incremental judge keeps between passes) -----------
-JUDGE_STATE_STEPS: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class AddPartialIndex(AddIndex):
+    """An index over the rows where ``where`` holds (SQL, the same on both dialects)."""
+
+    where: str = ""
+
+    def declare(self, md: sa.MetaData) -> None:
+        table = md.tables[self.table]
+        sa.Index(self.name, *[table.c[c] for c in self.columns],
+                 postgresql_where=sa.text(self.where), sqlite_where=sa.text(self.where))
+
+
+JUDGE_STATE_STEPS: tuple[Step, ...] = (
+    # One row per recipient copy the judge has seen: the evidence it judged with, the
+    # copy's first human open ("opened elsewhere" compares later opens with it), the
+    # verdict counts its engagement rests on, and where its deferred hits start when a
+    # hammered copy had more new hits than one pass takes (``behind_*``).
+    CreateTable("copy_state", (
+        sa.Column("message", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("campaign", sa.Integer, nullable=False),
+        sa.Column("known", sa.Boolean, nullable=False),  # a messages row exists
+        sa.Column("sent_at", sa.Float, nullable=False),  # unknown copy: its first hit's time
+        sa.Column("link_count", sa.Integer, nullable=False),
+        sa.Column("delivered_at", sa.Float, nullable=True),
+        sa.Column("replied_at", sa.Float, nullable=True),
+        sa.Column("read_at", sa.Float, nullable=True),  # a manual read receipt
+        sa.Column("first_open", sa.BigInteger, nullable=True),  # the first human open
+        sa.Column("first_open_at", sa.Float, nullable=True),
+        sa.Column("first_family", sa.String(100), nullable=True),
+        sa.Column("first_network", sa.String(64), nullable=True),
+        sa.Column("hits", sa.Integer, nullable=False),  # hits with a current verdict
+        sa.Column("person_hits", sa.Integer, nullable=False),  # opening hits, human/proxy
+        sa.Column("other_hits", sa.Integer, nullable=False),  # hits not the sender's own
+        sa.Column("engagement", sa.String(30), nullable=True),
+        sa.Column("behind_tx", sa.BigInteger, nullable=True),
+        sa.Column("behind_id", sa.BigInteger, nullable=True),
+    )),
+    AddPartialIndex("copy_state", "ix_copy_state_behind", ("behind_id",),
+                    where="behind_id IS NOT NULL"),
+    # a copy's hits near a time (the windows a new hit can change), and its backlog
+    AddIndex("events", "ix_events_message_at", ("message", "at")),
+    AddIndex("events", "ix_events_message_tx_id", ("message", "tx", "id")),
+    # the current verdict of an event: only current rows, so it stays small and exact
+    AddPartialIndex("verdicts", "ix_verdicts_current", ("event",), where="current"),
+)
 
 # -- report rollups: counters kept by delta in the judge's transaction ---------------------
 # store/rollups.py moves them; ``mailbeacon rebuild`` recomputes them from the events. A
@@ -301,6 +347,7 @@ judge_cursor = metadata.tables["judge_cursor"]
 inbound = metadata.tables["inbound"]
 suppressions = metadata.tables["suppressions"]
 api_keys = metadata.tables["api_keys"]
+copy_state = metadata.tables["copy_state"]
 rollup_counters = metadata.tables["rollup_counters"]
 rollup_links = metadata.tables["rollup_links"]
 rollup_hours = metadata.tables["rollup_hours"]
