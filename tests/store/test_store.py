@@ -7,6 +7,7 @@ import json
 import sqlalchemy as sa
 
 from mailbeacon.core.events import Event, EventKind
+from mailbeacon.judging import Judge, catch_up
 from mailbeacon.store import queries, schema
 from mailbeacon.store.sql import NewMessage, SqlStore, open_store
 
@@ -57,6 +58,7 @@ def test_report_counts_totals_and_uniques(store: SqlStore) -> None:
            + [_hit("click", c, ids[1], 2, "https://b.example/")] * 2
            + [_hit("open", c, 0)])  # anonymous
     append.close()
+    catch_up(store, Judge(), NOW + 60, settle=10.0)  # reports count what the judge has seen
     counts = queries.counts(store, c)
     assert (counts.recipients, counts.sent, counts.bounced, counts.deferred) == (4, 2, 1, 1)
     assert (counts.opens, counts.unique_opens) == (4, 2)  # the click opens ids[1]

@@ -20,6 +20,7 @@ from mailbeacon.cli import (
     keys,
     mdn,
     migrate,
+    rebuild,
     report,
     send,
     serve,
@@ -31,7 +32,7 @@ from mailbeacon.cli.table import printable
 from mailbeacon.errors import MailbeaconError
 
 COMMANDS = (serve, send, report, events, timeline, judge, migrate, keys, settings,
-            inbound, suppress, mdn, apikey)  # what comes back: docs/inbound.md
+            inbound, suppress, mdn, apikey, rebuild)  # what comes back: docs/inbound.md
 
 
 def settings_parser() -> argparse.ArgumentParser:

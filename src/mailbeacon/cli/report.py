@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from mailbeacon.cli.common import existing_store
@@ -11,20 +14,9 @@ from mailbeacon.cli.inbound import delivery_table
 from mailbeacon.cli.table import percent, printable, render
 from mailbeacon.clock import SystemClock
 from mailbeacon.config import Config
-from mailbeacon.core import delivery
-from mailbeacon.core.metrics import (
-    Counts,
-    Engagement,
-    engagement_report,
-    human_rates,
-    rates,
-    report,
-)
-from mailbeacon.core.verdicts import load_country_db
-from mailbeacon.errors import MailbeaconError
-from mailbeacon.judging import Judge, catch_up
-from mailbeacon.store import engagement, queries
-from mailbeacon.store import inbound as inbound_store
+from mailbeacon.core.metrics import Counts, Engagement, RecipientLine, human_rates, rates
+from mailbeacon.judging import Judge
+from mailbeacon.services import reporting
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -44,33 +36,42 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     store = existing_store(config)
-    try:
-        cid = queries.campaign_id(store, args.campaign) if args.campaign else None
-    except queries.UnknownCampaign:
-        raise MailbeaconError(f"no campaign named {args.campaign!r}") from None
-    catch_up(store, Judge.from_config(config), SystemClock().now(), settle=5.0)  # as of now
-    counts = queries.counts(store, cid)
-    geo = load_country_db(config.country_db) if config.country_db else None
-    human = engagement.engagement(store, cid, geo)
-    lines = engagement.recipients(store, cid) if args.recipients else []
+    found = reporting.build(store, args.campaign, judge=Judge.from_config(config),
+                            now=SystemClock().now())  # as of now
+    lines = reporting.recipients(store, args.campaign) if args.recipients else None
     if args.json:
-        body = report(counts, args.campaign)
-        body["human"] = engagement_report(counts, human)
-        body["delivery"] = delivery.as_json(inbound_store.delivery_counts(store, cid))
-        if args.recipients:
-            body["recipients"] = [vars(line) for line in lines]
-        print(json.dumps(body, indent=2))
+        _print_json(found.as_json(), lines)
         return 0
     print(f"Campaign: {printable(args.campaign or '(all)')}\n")
-    print(_figures(counts, human))
-    print("\n" + delivery_table(inbound_store.delivery_counts(store, cid)))  # docs/inbound.md
-    _links(human)
-    _breakdowns(human)
-    if lines:
-        print()
-        print(render(["recipient", "relay", "engagement", "opens", "clicks"],
-                     [(r.recipient, r.status, r.engagement, r.opens, r.clicks) for r in lines]))
+    print(_figures(found.counts, found.human))
+    print("\n" + delivery_table(found.delivery))  # docs/inbound.md
+    _links(found.human)
+    _breakdowns(found.human)
+    if lines is not None:
+        _recipients(lines)
     return 0
+
+
+def _print_json(body: dict[str, Any], lines: Iterator[RecipientLine] | None) -> None:
+    """The report's JSON; recipient lines are written as they are read, never held."""
+    text = json.dumps(body, indent=2)
+    if lines is None:
+        print(text)
+        return
+    out = sys.stdout
+    out.write(text[:-2] + ',\n  "recipients": [')
+    for i, line in enumerate(lines):
+        out.write(("," if i else "") + "\n    " + json.dumps(vars(line)))
+    out.write("\n  ]\n}\n")
+
+
+def _recipients(lines: Iterator[RecipientLine]) -> None:
+    """The recipient table, a page of lines at a time (column widths per page)."""
+    head = ["recipient", "relay", "engagement", "opens", "clicks"]
+    while page := list(itertools.islice(lines, 1000)):
+        print()
+        print(render(head, [(r.recipient, r.status, r.engagement, r.opens, r.clicks)
+                            for r in page]))
 
 
 def _figures(c: Counts, e: Engagement) -> str:

@@ -1,129 +1,131 @@
-"""Read-side queries for person-vs-machine figures (the judge writes the verdicts)."""
+"""Read-side figures for person vs machine, from the rollups the judge keeps
+(``store.rollups``) and per-copy state: never a pass over the events."""
 
 from __future__ import annotations
 
-from collections import Counter
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
 
 from mailbeacon.core.metrics import (
+    MACHINE,
     NOT_OPENED,
+    OPENED_BY_PERSON,
     CopyState,
     Engagement,
     HumanLink,
     RecipientLine,
     copy_figures,
 )
-from mailbeacon.core.verdicts import ELSEWHERE, client_of, country
-from mailbeacon.core.verdicts.model import Hit, Verdict
-from mailbeacon.store.schema import events, messages, verdicts
+from mailbeacon.store import rollups
+from mailbeacon.store.schema import events, messages, rollup_copy, verdicts
 from mailbeacon.store.sql import SqlStore
 
-OPENING = ("open", "click", "download")
-# Which verdict speaks for a copy's opens: the most person-like one it has.
-PRECEDENCE = ("human", "proxy", "unknown", "prefetch", "scanner", "self")
-PERSON = ("human", "proxy")
+PAGE = 1000  # copies read per query when listing recipients
+TOP = 20  # clients and countries shown
 
 
-def _current() -> Any:
-    return sa.and_(verdicts.c.event == events.c.id, verdicts.c.current.is_(True))
-
-
-def _scoped(q: Any, campaign: int | None) -> Any:
-    return q if campaign is None else q.where(events.c.campaign == campaign)
-
-
-def engagement(store: SqlStore, campaign: int | None = None,
-               country_db: Any = None) -> Engagement:
-    verdict = sa.func.coalesce(verdicts.c.verdict, "unknown").label("verdict")
-    hits = (sa.select(events.c.id, events.c.kind, events.c.message, events.c.url,
-                      events.c.user_agent, events.c.ip, events.c.at, events.c.method,
-                      verdict, verdicts.c.reasons)
-            .select_from(events.outerjoin(verdicts, _current()))
-            .where(events.c.kind.in_((*OPENING, "honeypot")), events.c.message != 0))
+def engagement(store: SqlStore, campaign: int | None = None) -> Engagement:
     with store.connect() as conn:
-        rows = list(conn.execute(_scoped(hits, campaign)))
-        accepted = _accepted_copies(conn, campaign)
-    best: dict[int, str] = {}
-    for r in rows:
-        if r.kind in OPENING:
-            prior = best.get(r.message)
-            if prior is None or PRECEDENCE.index(r.verdict) < PRECEDENCE.index(prior):
-                best[r.message] = r.verdict
-    clicks = [r for r in rows if r.kind in ("click", "honeypot")]
-    human_clicks = [r for r in clicks if r.kind == "click" and r.verdict == "human"]
-    clicked = {r.message for r in human_clicks}
-    figures = copy_figures(CopyState(status, bounced, copy in clicked)
-                           for copy, (status, bounced) in accepted.items())
-    links: dict[str, list[Any]] = {}
-    for r in clicks:
-        if r.kind == "click":
-            links.setdefault(r.url, []).append(r)
-    clients, devices, countries = Counter[str](), Counter[str](), Counter[str]()
-    for r in rows:
-        if r.verdict not in ("human", "unknown"):
-            continue  # a proxy's or a scanner's device and place describe the machine
-        seen = client_of(_as_hit(r), Verdict(r.verdict, 0.0, ()))
-        clients[seen.family or "unknown"] += 1
-        devices[seen.device] += 1
-        place = country(r.ip, country_db) if r.ip else None
-        if place:
-            countries[place] += 1
+        hits = rollups.hit_totals(conn, campaign)
+        copies = rollups.family(conn, campaign, "copies")
+        links = rollups.links(conn, campaign)
+        clients = rollups.family(conn, campaign, "client")
+        devices = rollups.family(conn, campaign, "device")
+        countries = rollups.family(conn, campaign, "country")
+        figures = copy_figures(_accepted_copies(conn, campaign))
+
+    def clicks(*wanted: str) -> int:  # clicks tied to a copy (honeypot included) by verdict
+        return sum(n for (kind, anonymous, v), n in hits.items()
+                   if kind in ("click", "honeypot") and not anonymous and v in wanted)
+
     return Engagement(
-        unique_opens_by_verdict=dict(Counter(best.values())),
+        unique_opens_by_verdict={k.split("/", 1)[1]: n for k, n in copies.items()
+                                 if k.startswith("best/")},
         delivered=figures.delivered,
         opened_by_person=figures.opened_by_person,
         only_machines=figures.only_machines,
         not_opened=figures.not_opened,
         bounced_later=figures.bounced_later,
         bounced_after_open=figures.bounced_after_open,
-        opened_elsewhere=len({r.message for r in rows if r.reasons and ELSEWHERE in r.reasons}),
-        human_clicks=len(human_clicks),
+        opened_elsewhere=copies.get("elsewhere", 0),
+        human_clicks=hits.get(("click", False, "human"), 0),
         unique_human_clicks=figures.unique_human_clicks,
-        machine_clicks=sum(1 for r in clicks if r.verdict in ("prefetch", "scanner")),
-        self_clicks=sum(1 for r in clicks if r.verdict == "self"),
-        unknown_clicks=sum(1 for r in clicks if r.verdict == "unknown"),
+        machine_clicks=clicks(*MACHINE),
+        self_clicks=clicks("self"),
+        unknown_clicks=clicks("unknown"),
         human_links=tuple(sorted(
-            (HumanLink(url, len(rs), sum(1 for r in rs if r.verdict == "human"),
-                       len({r.message for r in rs if r.verdict == "human"})) for url, rs
-             in links.items()), key=lambda link: (-link.human_clicks, link.url))),
-        clients=dict(clients.most_common(20)), devices=dict(devices),
-        countries=dict(countries.most_common(20)),
+            (HumanLink(link.url, link.copy_clicks, link.human_clicks,
+                       link.unique_human_copies) for link in links if link.copy_clicks),
+            key=lambda link: (-link.human_clicks, link.url))),
+        clients=_top(clients, TOP), devices=_top(devices, None),
+        countries=_top(countries, TOP),
     )
 
 
-def _accepted_copies(conn: Any, campaign: int | None) -> dict[int, tuple[str, bool]]:
-    """Each copy the relay accepted: the judge's engagement word, and whether a bounce
-    report came back for it. Human figures count these copies and no others."""
+def _top(table: dict[str, int], limit: int | None) -> dict[str, int]:
+    return dict(sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
+
+
+def _accepted_copies(conn: Any, campaign: int | None) -> Iterator[CopyState]:
+    """Each copy the relay accepted: the judge's engagement word, whether a bounce report
+    came back for it and whether a person clicked in it. Human figures count these copies
+    and no others. One grouped, indexed query over the campaign's copies."""
     bounced = sa.exists().where(events.c.message == messages.c.id, events.c.kind == "bounced")
-    q = sa.select(messages.c.id, messages.c.engagement, bounced).where(
-        messages.c.status == "sent")
+    clicked = sa.exists().where(rollup_copy.c.message == messages.c.id,
+                                rollup_copy.c.family == "human_click",
+                                rollup_copy.c.key == "", rollup_copy.c.n > 0)
+    b, c = bounced.label("bounced"), clicked.label("clicked")
+    q = (sa.select(messages.c.engagement, b, c, sa.func.count())
+         .where(messages.c.status == "sent")
+         .group_by(messages.c.engagement, b, c))
     if campaign is not None:
         q = q.where(messages.c.campaign == campaign)
-    return {int(m): (word or NOT_OPENED, bool(b)) for m, word, b in conn.execute(q)}
-
-
-def _as_hit(r: Any) -> Hit:
-    return Hit(id=r.id, kind=r.kind, at=r.at, method=r.method, ip=r.ip or None,
-               user_agent=r.user_agent)
+    for word, was_bounced, human_click, n in conn.execute(q):
+        state = CopyState(word or NOT_OPENED, bool(was_bounced), bool(human_click))
+        yield from itertools.repeat(state, int(n))
 
 
 def recipients(store: SqlStore, campaign: int | None = None) -> list[RecipientLine]:
     """One line per copy: who, what the relay said, whether a person opened it."""
-    opens = sa.func.sum(sa.case((events.c.kind == "open", 1), else_=0))
-    clicks = sa.func.sum(sa.case((events.c.kind == "click", 1), else_=0))
-    q = (sa.select(messages.c.recipient, messages.c.status, messages.c.engagement,
-                   sa.func.coalesce(opens, 0), sa.func.coalesce(clicks, 0))
-         .select_from(messages.outerjoin(events, events.c.message == messages.c.id))
-         .group_by(messages.c.id, messages.c.recipient, messages.c.status,
+    return list(iter_recipients(store, campaign))
+
+
+def who_opened(store: SqlStore, campaign: int | None = None) -> Iterator[RecipientLine]:
+    """The copies a person opened, by recipient, page by page."""
+    return iter_recipients(store, campaign, engagement_word=OPENED_BY_PERSON)
+
+
+def iter_recipients(store: SqlStore, campaign: int | None = None, *,
+                    engagement_word: str | None = None,
+                    page: int = PAGE) -> Iterator[RecipientLine]:
+    """The recipient lines in (recipient, copy) order, read ``page`` copies at a time on
+    the (campaign, recipient, id) index, so a campaign of any size streams in bounded
+    memory and no read holds a transaction open for long."""
+    q = (sa.select(messages.c.id, messages.c.recipient, messages.c.status,
                    messages.c.engagement)
-         .order_by(messages.c.recipient, messages.c.id))
+         .order_by(messages.c.recipient, messages.c.id).limit(page))
     if campaign is not None:
         q = q.where(messages.c.campaign == campaign)
-    with store.connect() as conn:
-        return [RecipientLine(r, s, e or "not opened", int(o), int(c))
-                for r, s, e, o, c in conn.execute(q)]
+    if engagement_word is not None:
+        q = q.where(messages.c.engagement == engagement_word)
+    after: tuple[str, int] | None = None
+    while True:
+        paged = q if after is None else q.where(
+            sa.tuple_(messages.c.recipient, messages.c.id) > sa.tuple_(*after))
+        with store.connect() as conn:
+            rows = conn.execute(paged).all()
+            ids = [r.id for r in rows]
+            opens = rollups.copy_counts(conn, ids, "open")
+            clicks = rollups.copy_counts(conn, ids, "click")
+        for r in rows:
+            yield RecipientLine(r.recipient, r.status, r.engagement or NOT_OPENED,
+                                opens.get(r.id, 0), clicks.get(r.id, 0))
+        if len(rows) < page:
+            return
+        after = (rows[-1].recipient, rows[-1].id)
 
 
 def history(store: SqlStore, event: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from mailbeacon.clock import iso
 from mailbeacon.core.metrics import Counts, LinkStats
 from mailbeacon.core.verdicts import NO_CLIENT, Client, Hit, Verdict, client_of
-from mailbeacon.store import stream
+from mailbeacon.store import rollups, stream
 from mailbeacon.store.schema import campaigns, events, messages, verdicts
 from mailbeacon.store.sql import SqlStore
 from mailbeacon.store.stream import START, Cursor
@@ -32,45 +32,36 @@ def campaign_id(store: SqlStore, name: str) -> int:
 
 
 def counts(store: SqlStore, campaign: int | None = None) -> Counts:
-    def scoped_messages(q: Any) -> Any:
-        return q if campaign is None else q.where(messages.c.campaign == campaign)
-
-    def scoped_events(q: Any) -> Any:
-        return q if campaign is None else q.where(events.c.campaign == campaign)
-
+    """Raw figures: copies by the relay's status (an indexed count over the campaign's
+    copies), hits and uniques from the rollups (``store.rollups``), never the events."""
     with store.connect() as conn:
-        by_status = dict(conn.execute(scoped_messages(
-            sa.select(messages.c.status, sa.func.count()).group_by(messages.c.status))).all())
-        hits = sa.select(events.c.kind, (events.c.message == 0).label("anon"), sa.func.count())
-        hit_counts = {(k, bool(a)): n for k, a, n in conn.execute(scoped_events(
-            hits.where(events.c.kind.in_(("open", "click", "download"))))
-            .group_by(events.c.kind, sa.text("2"))).all()}
+        by_status = _copies_by_status(conn, campaign)
+        hits = rollups.hit_totals(conn, campaign)
+        uniques = rollups.family(conn, campaign, "copies")
+        links = rollups.links(conn, campaign)
 
-        def unique(kinds: tuple[str, ...]) -> int:
-            q = sa.select(sa.func.count(sa.distinct(events.c.message))).where(
-                events.c.kind.in_(kinds), events.c.message != 0)
-            return int(conn.scalar(scoped_events(q)) or 0)
+    def raw(kind: str, anonymous: bool | None = None) -> int:
+        return sum(n for (k, a, _v), n in hits.items()
+                   if k == kind and (anonymous is None or a == anonymous))
 
-        link_rows = conn.execute(scoped_events(
-            sa.select(events.c.url, sa.func.count(),
-                      sa.func.count(sa.distinct(sa.case((events.c.message != 0,
-                                                         events.c.message)))))
-            .where(events.c.kind == "click").group_by(events.c.url)
-            .order_by(sa.func.count().desc(), events.c.url))).all()
-        unique_opens, unique_clicks = unique(("open", "click")), unique(("click",))
     return Counts(
         recipients=sum(by_status.values()), sent=by_status.get("sent", 0),
         bounced=by_status.get("bounced", 0), deferred=by_status.get("deferred", 0),
         queued=by_status.get("queued", 0),
-        opens=hit_counts.get(("open", False), 0) + hit_counts.get(("open", True), 0),
-        unique_opens=unique_opens,
-        clicks=hit_counts.get(("click", False), 0) + hit_counts.get(("click", True), 0),
-        unique_clicks=unique_clicks,
-        downloads=hit_counts.get(("download", False), 0) + hit_counts.get(("download", True), 0),
-        anonymous_opens=hit_counts.get(("open", True), 0),
-        anonymous_clicks=hit_counts.get(("click", True), 0),
-        links=tuple(LinkStats(url, int(n), int(u)) for url, n, u in link_rows),
+        opens=raw("open"), unique_opens=uniques.get("opened", 0),
+        clicks=raw("click"), unique_clicks=uniques.get("clicked", 0),
+        downloads=raw("download"),
+        anonymous_opens=raw("open", True), anonymous_clicks=raw("click", True),
+        links=tuple(sorted((LinkStats(link.url, link.clicks, link.unique_copies)
+                            for link in links), key=lambda s: (-s.clicks, s.url))),
     )
+
+
+def _copies_by_status(conn: Any, campaign: int | None) -> dict[str, int]:
+    q = sa.select(messages.c.status, sa.func.count()).group_by(messages.c.status)
+    if campaign is not None:
+        q = q.where(messages.c.campaign == campaign)
+    return {str(s): int(n) for s, n in conn.execute(q)}
 
 
 @dataclass(frozen=True)

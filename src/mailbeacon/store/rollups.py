@@ -164,8 +164,8 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 def _urls(conn: Connection, ids: list[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     for chunk in _chunks(sorted(set(ids))):
-        found.update(conn.execute(sa.select(events.c.id, events.c.url)
-                                  .where(events.c.id.in_(chunk))).tuples())
+        found.update((int(i), str(u)) for i, u in conn.execute(
+            sa.select(events.c.id, events.c.url).where(events.c.id.in_(chunk))))
     return found
 
 
@@ -340,3 +340,86 @@ def _judged_hits(conn: Connection, chunk: int) -> Iterable[list[HitChange]]:
         last = rows[-1].id
         yield [HitChange(r.id, r.campaign, r.message, r.kind, r.link, r.at, r.ip or "",
                          r.user_agent or "", None, r.verdict) for r in rows]
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def _scoped(q: Any, table: sa.Table, campaign: int | None) -> Any:
+    return q if campaign is None else q.where(table.c.campaign == campaign)
+
+
+def family(conn: Connection, campaign: int | None, name: str) -> dict[str, int]:
+    """One family of ``rollup_counters`` (all campaigns summed when ``campaign`` is None)."""
+    t = rollup_counters
+    q = (sa.select(t.c.key, sa.func.sum(t.c.n)).where(t.c.family == name)
+         .group_by(t.c.key).having(sa.func.sum(t.c.n) > 0))
+    return {str(k): int(n) for k, n in conn.execute(_scoped(q, t, campaign))}
+
+
+def hit_totals(conn: Connection, campaign: int | None) -> dict[tuple[str, bool, str], int]:
+    """Judged hits by (kind, anonymous, verdict)."""
+    found: dict[tuple[str, bool, str], int] = {}
+    for key, n in family(conn, campaign, "hits").items():
+        kind, anonymous, verdict = key.split("/", 2)
+        found[(kind, anonymous == "1", verdict)] = n
+    return found
+
+
+@dataclass(frozen=True)
+class LinkFigures:
+    url: str
+    clicks: int  # every click, anonymous ones too
+    copy_clicks: int  # clicks tied to a copy
+    human_clicks: int  # of those, judged human
+    unique_copies: int  # copies with a click on it
+    unique_human_copies: int  # copies a person clicked it in
+
+
+def links(conn: Connection, campaign: int | None) -> list[LinkFigures]:
+    t = rollup_links
+    q = (sa.select(t.c.url_key, t.c.url, t.c.verdict, t.c.anonymous, sa.func.sum(t.c.n))
+         .group_by(t.c.url_key, t.c.url, t.c.verdict, t.c.anonymous))
+    per: dict[str, dict[str, Any]] = {}
+    for key, url, verdict, anonymous, n in conn.execute(_scoped(q, t, campaign)):
+        row = per.setdefault(key, {"url": url, "clicks": 0, "copy": 0, "human": 0})
+        row["clicks"] += int(n)
+        if not anonymous:
+            row["copy"] += int(n)
+            row["human"] += int(n) if verdict == "human" else 0
+    copies = family(conn, campaign, "link_copies")
+    return [LinkFigures(r["url"], r["clicks"], r["copy"], r["human"],
+                        copies.get(f"any/{key}", 0), copies.get(f"human/{key}", 0))
+            for key, r in per.items() if r["clicks"] > 0]
+
+
+def copy_counts(conn: Connection, copy_ids: Sequence[int], name: str) -> dict[int, int]:
+    """One per-copy counter (``open``, ``click``, ...) for these copies."""
+    t = rollup_copy
+    found: dict[int, int] = {}
+    for chunk in _chunks(sorted(copy_ids)):
+        found.update((int(m), int(n)) for m, n in conn.execute(sa.select(t.c.message, t.c.n)
+                     .where(t.c.message.in_(chunk), t.c.family == name, t.c.key == "")))
+    return found
+
+
+def hourly(conn: Connection, campaign: int | None) -> list[tuple[int, str, str, int]]:
+    """The time series: (hour start as a Unix time, kind, verdict, hits), oldest first."""
+    t = rollup_hours
+    q = (sa.select(t.c.hour, t.c.kind, t.c.verdict, sa.func.sum(t.c.n))
+         .group_by(t.c.hour, t.c.kind, t.c.verdict).having(sa.func.sum(t.c.n) > 0)
+         .order_by(t.c.hour, t.c.kind, t.c.verdict))
+    return [(int(h) * 3600, str(k), str(v), int(n))
+            for h, k, v, n in conn.execute(_scoped(q, t, campaign))]
+
+
+def snapshot(conn: Connection) -> dict[str, set[tuple[Any, ...]]]:
+    """Every non-zero rollup row, table by table (to compare an incremental state with a
+    rebuild)."""
+    found: dict[str, set[tuple[Any, ...]]] = {}
+    for table in ROLLUP_TABLES:
+        q = sa.select(table)
+        if "n" in table.c:
+            q = q.where(table.c.n != 0)
+        found[table.name] = {tuple(r) for r in conn.execute(q)}
+    return found
