@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -13,10 +14,9 @@ from starlette.routing import Route
 from mailbeacon import __version__
 from mailbeacon.clock import Clock
 from mailbeacon.config import Config
-from mailbeacon.core import delivery
-from mailbeacon.core.metrics import report
 from mailbeacon.core.tokens import Keyring
-from mailbeacon.store import inbound as inbound_store
+from mailbeacon.judging import Judge
+from mailbeacon.services import reporting
 from mailbeacon.store import queries
 from mailbeacon.store.sql import SqlStore
 from mailbeacon.store.stream import BadCursor, Cursor
@@ -25,7 +25,9 @@ from mailbeacon.web.auth import RequireApiKey
 from mailbeacon.web.tracking import TrackingApp
 
 
-def api(store: SqlStore, committer: GroupCommitter | None = None) -> Starlette:
+def api(store: SqlStore, committer: GroupCommitter | None = None,
+        judge: Judge | None = None) -> Starlette:
+    """``judge``: what ``/api/report`` judges with before it reads (as the CLI)."""
     async def index(_: Request) -> PlainTextResponse:
         return PlainTextResponse(f"mailbeacon {__version__} tracking server\n")
 
@@ -37,16 +39,14 @@ def api(store: SqlStore, committer: GroupCommitter | None = None) -> Starlette:
         return PlainTextResponse("ok\n")
 
     async def report_json(request: Request) -> JSONResponse:
+        """The same figures as ``mailbeacon report --json`` (services.reporting)."""
         name = request.query_params.get("campaign")
         try:
-            cid = await asyncio.to_thread(queries.campaign_id, store, name) if name else None
-        except queries.UnknownCampaign:
-            return JSONResponse({"error": f"no campaign named {name!r}"}, 404)
-        counts = await asyncio.to_thread(queries.counts, store, cid)
-        body = report(counts, name)
-        body["delivery"] = delivery.as_json(
-            await asyncio.to_thread(inbound_store.delivery_counts, store, cid))
-        return JSONResponse(body)
+            found = await asyncio.to_thread(reporting.build, store, name, judge=judge,
+                                            now=time.time())
+        except reporting.UnknownCampaign as exc:
+            return JSONResponse({"error": str(exc)}, 404)
+        return JSONResponse(found.as_json())
 
     async def events_json(request: Request) -> JSONResponse:
         """A page of the stream in commit order; ``after`` is the ``X-Next-Cursor`` of the
@@ -81,6 +81,7 @@ def create_app(config: Config, store: SqlStore, keyring: Keyring, committer: Gro
                clock: Clock) -> Any:
     return TrackingApp(
         keyring=keyring, record=committer.record, clock=clock,
-        fallback=RequireApiKey(api(store, committer), store, clock.now),
+        fallback=RequireApiKey(api(store, committer, Judge.from_config(config)), store,
+                               clock.now),
         load_attachment=store.get_attachment, trusted_proxies=config.trusted_proxies,
     )
