@@ -10,7 +10,7 @@ from mailbeacon import keys
 from mailbeacon.clock import FixedClock
 from mailbeacon.core.reports import build_mdn
 from mailbeacon.core.tokens import Keyring
-from mailbeacon.sending import Outgoing, compose, envelope_id, send
+from mailbeacon.services.sending import Outgoing, compose, envelope_id, send
 from mailbeacon.store.sql import SqlStore
 from smtpserver import Received, SmtpSink
 

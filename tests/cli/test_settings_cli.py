@@ -64,7 +64,7 @@ def test_send_reads_the_relay_url_before_it_records_anything(store: SqlStore,
     from mailbeacon import config, keys
     from mailbeacon.clock import FixedClock
     from mailbeacon.errors import ConfigError
-    from mailbeacon.sending import Outgoing, send
+    from mailbeacon.services.sending import Outgoing, send
     from mailbeacon.store import queries
 
     good = config.load({"data-dir": str(tmp_path)}, environ={})

@@ -17,7 +17,7 @@ import pytest
 from apikeys import api_headers
 from dovecot import Dovecot
 from mailbeacon.clock import FixedClock
-from mailbeacon.sending import Outgoing, send
+from mailbeacon.services.sending import Outgoing, send
 from mailbeacon.store import inbound as db
 from mailbeacon.store.sql import SqlStore, open_store
 from reportmail import BOUNCE_DOMAIN, SENDER, dsn, mdn, send_tracked

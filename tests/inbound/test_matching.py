@@ -13,8 +13,8 @@ import pytest
 
 from mailbeacon.clock import FixedClock
 from mailbeacon.core import reports
+from mailbeacon.core.matching import Context, Match, NoMatch, SentCopy, match, verp_token
 from mailbeacon.core.tokens import Claims, Keyring, TokenKind, encode
-from mailbeacon.inbound.matching import Context, Match, NoMatch, SentCopy, match, verp_token
 from mailbeacon.inbound.pipeline import Pipeline
 from mailbeacon.store.sql import SqlStore
 from reportmail import BOUNCE_DOMAIN, Copy, dsn, mdn, send_tracked

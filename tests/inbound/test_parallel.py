@@ -16,8 +16,8 @@ import pytest
 from mailbeacon import keys
 from mailbeacon.clock import FixedClock
 from mailbeacon.inbound.pipeline import Outcome, Pipeline
+from mailbeacon.store import delivery, queries, suppressions
 from mailbeacon.store import inbound as db
-from mailbeacon.store import queries
 from mailbeacon.store.sql import SqlStore
 from reportmail import BOUNCE_DOMAIN, SENDER, Copy, dsn, mdn, send_tracked
 from serverproc import ServerProcess, free_port
@@ -65,11 +65,11 @@ def _counted_once(store: SqlStore, copies: dict[str, Copy]) -> None:
     assert [v.kind for v in queries.timeline(store, bob.recipient)] == ["sent", "bounced"]
     assert sorted(v.kind for v in queries.timeline(store, cat.recipient)) == [
         "bounced", "read", "sent"]
-    counts = db.delivery_counts(store)
+    counts = delivery.delivery_counts(store)
     assert (counts.delivered, counts.bounced, counts.hard_bounced, counts.soft_bounced,
             counts.read) == (1, 2, 1, 1, 1)
     # one soft bounce report is not three: only the hard bounce puts an address on the list
-    assert [(s.address, s.source) for s in db.suppression_list(store)] == [
+    assert [(s.address, s.source) for s in suppressions.listing(store)] == [
         (bob.recipient, "hard-bounce")]
     rows = db.listing(store)
     assert Counter(r.status for r in rows) == {"matched": 4, "duplicate": 4 * SESSIONS - 4}

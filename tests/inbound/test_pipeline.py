@@ -8,8 +8,8 @@ import pytest
 
 from mailbeacon.clock import FixedClock
 from mailbeacon.inbound.pipeline import Pipeline
+from mailbeacon.store import delivery, queries, suppressions
 from mailbeacon.store import inbound as db
-from mailbeacon.store import queries
 from mailbeacon.store.sql import SqlStore
 from reportmail import Copy, dsn, mdn, send_tracked
 from smtpserver import SmtpSink
@@ -67,10 +67,10 @@ def test_delivered_bounced_read_reach_the_right_recipients(
     bounce = queries.timeline(store, bob.recipient)[-1].detail
     assert bounce["hard"] is True and bounce["status"] == "5.1.1"
     assert bounce["reason"] == "userunknown" and bounce["matched_by"] == "verp"
-    assert db.suppressed(store, [bob.recipient, ann.recipient]) == {
+    assert suppressions.suppressed(store, [bob.recipient, ann.recipient]) == {
         bob.recipient: "hard bounce: 5.1.1 userunknown"
     }
-    counts = db.delivery_counts(store)
+    counts = delivery.delivery_counts(store)
     assert (counts.sent, counts.delivered, counts.bounced, counts.hard_bounced, counts.read) == (
         3,
         1,
@@ -100,7 +100,7 @@ def test_soft_bounces_suppress_only_when_they_repeat(
     for n in range(3):
         report = dsn(cat, "failed", "4.2.2", "452 4.2.2 mailbox full", message_id=f"<soft-{n}@mx>")
         assert pipeline.receive(report, source="file").status == "matched"
-        listed = db.suppressed(store, [cat.recipient])
+        listed = suppressions.suppressed(store, [cat.recipient])
         assert bool(listed) == (n == 2), (n, listed)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 
 from mailbeacon.cli.common import existing_store
@@ -12,8 +11,8 @@ from mailbeacon.cli.table import render
 from mailbeacon.clock import iso
 from mailbeacon.config import Config
 from mailbeacon.errors import MailbeaconError
-from mailbeacon.store import queries
-from mailbeacon.store.queries import EventView
+from mailbeacon.services import events
+from mailbeacon.services.events import EventView
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -33,17 +32,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.limit <= 0:
         raise MailbeaconError("--limit must be above 0")
     store = existing_store(config)
-    try:
-        cid = queries.campaign_id(store, args.campaign) if args.campaign else None
-    except queries.UnknownCampaign:
-        raise MailbeaconError(f"no campaign named {args.campaign!r}") from None
-    page = queries.newest_events(store, limit=args.limit, campaign=cid)
+    cid = events.campaign(store, args.campaign)
+    page = events.recent(store, limit=args.limit, campaign=cid)
     show(page.events, args.json, header=True)
-    while args.follow:  # in commit order: an event committed late is still printed, once
-        time.sleep(args.interval)
-        page = queries.event_page(store, after=page.next, limit=1000, campaign=cid)
-        if page.events:
-            show(page.events, args.json, header=False)
+    if args.follow:
+        for views in events.follow(store, page.next, campaign=cid, interval=args.interval):
+            show(views, args.json, header=False)
     return 0
 
 

@@ -15,17 +15,10 @@ from mailbeacon.cli.common import existing_store, store_for
 from mailbeacon.cli.table import percent, printable, render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
-from mailbeacon.core import reports
 from mailbeacon.core.delivery import DeliveryCounts
 from mailbeacon.core.delivery import rates as delivery_rates
-from mailbeacon.core.reports import Report
-from mailbeacon.errors import MailbeaconError
-from mailbeacon.inbound import files
-from mailbeacon.inbound.imap import ImapPoller, ImapSettings
 from mailbeacon.inbound.pipeline import Outcome, Pipeline
-from mailbeacon.store import inbound as db
-
-RECIPIENT_KEYS = ("recipient", "action", "status", "reason", "hard", "diagnostic")
+from mailbeacon.services import inbound
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -58,96 +51,23 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
     q.set_defaults(run=run_poll)
 
 
-def parsed(name: str, report: Report) -> dict[str, Any]:
-    """The stable JSON form of ``inbound parse --json``."""
-    recipients = [
-        {k: getattr(r, k) for k in RECIPIENT_KEYS}
-        | {"original_recipient": r.original_recipient, "remote_mta": r.remote_mta}
-        for r in report.recipients
-    ]
-    if report.mdn is not None:
-        mdn = asdict(report.mdn)
-        recipients = recipients or [
-            {
-                "recipient": report.mdn.final_recipient,
-                "action": "",
-                "status": "",
-                "reason": "",
-                "hard": False,
-                "diagnostic": report.mdn.error,
-            }
-        ]
-        for r in recipients:
-            r.update(
-                disposition=mdn["type"],
-                action_mode=mdn["action_mode"],
-                sending_mode=mdn["sending_mode"],
-                modifiers=mdn["modifiers"],
-            )
-    if report.feedback is not None:
-        f = asdict(report.feedback)
-        recipients = recipients or [
-            {
-                "recipient": a,
-                "action": "",
-                "status": "",
-                "reason": "",
-                "hard": False,
-                "diagnostic": "",
-            }
-            for a in report.feedback.original_rcpt_to or [""]
-        ]
-        for r in recipients:
-            r.update(
-                feedback_type=f["feedback_type"],
-                user_agent=f["user_agent"],
-                source_ip=f["source_ip"],
-            )
-    return {
-        "file": name,
-        "kind": report.kind,
-        "recipients": recipients,
-        "envelope_id": report.envelope_id,
-        "original_message_id": report.original_message_id,
-        "in_reply_to": report.in_reply_to,
-        "subject": report.subject,
-        "from": report.from_address,
-        "mdn": asdict(report.mdn) if report.mdn else None,
-        "feedback": asdict(report.feedback) if report.feedback else None,
-        "errors": report.errors,
-    }
-
-
 def run_parse(args: argparse.Namespace, config: Config) -> int:
     rows: list[tuple[object, ...]] = []
-    for path in args.files:
-        for name, raw in files.messages(path):
-            doc = parsed(name, reports.parse(raw))
-            if args.json:
-                print(json.dumps(doc), flush=True)
-            rows.extend(
-                (
-                    name,
-                    doc["kind"],
-                    r["recipient"],
-                    r["action"] or r.get("disposition"),
-                    r["status"],
-                    r["reason"],
-                    r["hard"],
-                )
-                for r in doc["recipients"]
-            )
-            if not doc["recipients"]:
-                rows.append((name, doc["kind"], "", "", "", "", ""))
+    for doc in inbound.parse_files(args.files):
+        if args.json:
+            print(json.dumps(doc), flush=True)
+        rows.extend((doc["file"], doc["kind"], r["recipient"], r["action"] or r.get("disposition"),
+                     r["status"], r["reason"], r["hard"]) for r in doc["recipients"])
+        if not doc["recipients"]:
+            rows.append((doc["file"], doc["kind"], "", "", "", "", ""))
     if not args.json:
         print(render(["file", "kind", "recipient", "action", "status", "reason", "hard"], rows))
     return 0
 
 
 def pipeline_for(config: Config) -> Pipeline:
-    return Pipeline.from_config(
-        config, store_for(config), keys.load_or_create(config.data_path), SystemClock()
-    )
+    return inbound.pipeline(config, store_for(config), keys.load_or_create(config.data_path),
+                            SystemClock())
 
 
 def _show(outcomes: list[tuple[str, Outcome]], as_json: bool) -> None:
@@ -155,65 +75,39 @@ def _show(outcomes: list[tuple[str, Outcome]], as_json: bool) -> None:
         for name, o in outcomes:
             print(json.dumps({"file": name, **asdict(o)}))
         return
-    print(
-        render(
-            ["message", "inbound", "status", "kind", "copy", "events / reason"],
-            [
-                (n, o.inbound, o.status, o.kind, o.message or "", ", ".join(o.events) or o.reason)
-                for n, o in outcomes
-            ],
-        )
-    )
+    print(render(
+        ["message", "inbound", "status", "kind", "copy", "events / reason"],
+        [(n, o.inbound, o.status, o.kind, o.message or "", ", ".join(o.events) or o.reason)
+         for n, o in outcomes]))
 
 
 def run_import(args: argparse.Namespace, config: Config) -> int:
-    pipeline = pipeline_for(config)
-    outcomes = [
-        (name, pipeline.receive(raw, source="file")) for name, raw in files.messages(args.path)
-    ]
-    _show(outcomes, args.json)
+    _show(inbound.import_path(pipeline_for(config), args.path), args.json)
     return 0
 
 
 def run_quarantine(args: argparse.Namespace, config: Config) -> int:
     if args.action == "rematch":
-        pipeline = pipeline_for(config)
-        outcomes = pipeline.rematch(args.ids or None)
+        outcomes = inbound.rematch(pipeline_for(config), args.ids)
         _show([(str(o.inbound), o) for o in outcomes], args.json)
         return 0
-    rows = db.listing(existing_store(config), "quarantined")
-    if args.ids:
-        rows = [r for r in rows if r.id in set(args.ids)]
-        missing = sorted(set(args.ids) - {r.id for r in rows})
-        if missing:
-            raise MailbeaconError(f"no quarantined message {', '.join(map(str, missing))} "
-                                  "(see `mailbeacon inbound quarantine list`)")
+    rows = inbound.quarantined(existing_store(config), args.ids)
     if args.action == "show":
         for r in rows:
             print(printable(f"== inbound {r.id}: {r.reason}"))
             print(printable(r.raw.decode("utf-8", "replace"), keep_lines=True))
-        return 0
-    if args.json:
+    elif args.json:
         for r in rows:
             print(json.dumps(r.as_json()))
     else:
-        print(
-            render(
-                ["id", "received", "source", "kind", "reason"],
-                [(r.id, iso(r.received_at), r.source, r.kind, r.reason) for r in rows],
-            )
-        )
+        print(render(["id", "received", "source", "kind", "reason"],
+                     [(r.id, iso(r.received_at), r.source, r.kind, r.reason) for r in rows]))
     return 0
 
 
 def run_poll(args: argparse.Namespace, config: Config) -> int:
-    if not config.imap:
-        raise MailbeaconError("no mailbox to poll: set --imap (see docs/inbound.md)")
-    pipeline = pipeline_for(config)
-    stop = threading.Event()
-    poller = ImapPoller(
-        ImapSettings.from_config(config), lambda raw: pipeline.receive(raw, source="imap"), stop
-    )
+    settings, stop = inbound.imap_settings(config), threading.Event()
+    poller = inbound.poller(settings, pipeline_for(config), stop)
     if args.once:
         print(f"processed {poller.run_once()} message(s)")
         return 0

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from mailbeacon import __version__
 from mailbeacon.clock import SystemClock
 from mailbeacon.config import Config
-from mailbeacon.core.reports import build_mdn
-from mailbeacon.core.reports.mdn import DISPOSITION_TYPES, requested_by
-from mailbeacon.core.reports.mime import load
+from mailbeacon.core.reports.mdn import DISPOSITION_TYPES
 from mailbeacon.errors import MailbeaconError
+from mailbeacon.services import receipts
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -52,26 +49,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
         original = args.message.read_bytes()
     except OSError as exc:
         raise MailbeaconError(f"cannot read {args.message}: {exc.strerror}") from exc
-    sender = parseaddr(args.sender)[1]
-    receipt = build_mdn(
-        original,
-        args.disposition,
-        reporting_ua=f"mailbeacon {__version__}",
-        sender_address=sender,
-        manual=not args.automatic,
-        clock=SystemClock(),
-    )
+    receipt = receipts.build(original, args.disposition, sender=args.sender,
+                             manual=not args.automatic, clock=SystemClock())
     if not args.send:
         sys.stdout.buffer.write(receipt)
         return 0
-    from mailbeacon.smtp.dsn import DsnRequest
-    from mailbeacon.smtp.relay import Relay, parse_relay_url
-
-    to = requested_by(load(original))
-    with Relay(
-        parse_relay_url(config.smtp), attempts=config.send_attempts, backoff=config.send_backoff
-    ) as relay:
-        # An MDN goes with a null return path (RFC 8098 section 2.1) and asks for no DSN.
-        answer = relay.send("", to, receipt, envid=None, dsn=DsnRequest(notify=("NEVER",)))
+    to, answer = receipts.send(original, receipt, config)
     print(f"{to}: {answer.status} {answer.code or ''} {answer.message}")
     return 0 if answer.status == "sent" else 3

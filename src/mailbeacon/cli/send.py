@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,9 @@ from mailbeacon.cli.common import store_for
 from mailbeacon.cli.table import render
 from mailbeacon.clock import SystemClock
 from mailbeacon.config import Config
-from mailbeacon.core.tokens import TrackLevel
-from mailbeacon.errors import MailbeaconError
+from mailbeacon.errors import MailbeaconError, MimeError
+from mailbeacon.services import sending
+from mailbeacon.services.sending import Attachment, Draft, Sent
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -51,6 +51,39 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run)
 
 
+def run(args: argparse.Namespace, config: Config) -> int:
+    sending.check_addresses(args.sender, args.to)  # before reading any file: the first mistake
+    if args.eml and (args.attach or args.text_alt):
+        raise MailbeaconError("--attach and --text-alt go with --html/--text, not --eml")
+    clock = SystemClock()
+    results = sending.send_draft(_draft(args), config=config, store=store_for(config),
+                                 keyring=keys.load_or_create(config.data_path), clock=clock)
+    _show(results, args.json)
+    return 0 if sending.all_sent(results) else 3
+
+
+def _draft(args: argparse.Namespace) -> Draft:
+    return Draft(
+        sender=args.sender, recipients=tuple(args.to), subject=args.subject,
+        html=_text(args.html), text=_text(args.text) if args.text else _text(args.text_alt),
+        eml=_read(args.eml) if args.eml else None,
+        attachments=tuple(_attachment(path) for path in args.attach),
+        campaign=args.campaign, receipt=args.receipt, legacy_receipt=args.receipt_legacy,
+        dsn=args.dsn, track_attachments=args.track_attachments,
+        include_suppressed=args.include_suppressed)
+
+
+def _show(results: list[Sent], as_json: bool) -> None:
+    if as_json:
+        for r in results:
+            print(json.dumps(r.as_json()))
+        return
+    print(render(["recipient", "status", "code", "message id", "detail"],
+                 [(r.recipient, r.status, r.code, r.message_id, r.detail) for r in results]))
+    if results and not results[0].dsn:
+        print("\nnote: the relay does not offer DSN; no delivery reports were requested")
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -68,43 +101,8 @@ def _text(path: Path | None) -> str | None:
             from exc
 
 
-def run(args: argparse.Namespace, config: Config) -> int:
-    from mailbeacon.sending import Outgoing, compose, message_id_domain, send
-    from mailbeacon.smtp.relay import DsnRequest, parse_notify
-
-    if not parseaddr(args.sender)[1] or "@" not in parseaddr(args.sender)[1]:
-        raise MailbeaconError(f"--from {args.sender!r} is not an email address")
-    for address in args.to:
-        if "@" not in address or parseaddr(address)[1] != address.strip():
-            raise MailbeaconError(f"--to {address!r} is not a bare email address")
-    if args.eml and (args.attach or args.text_alt):
-        raise MailbeaconError("--attach and --text-alt go with --html/--text, not --eml")
-    dsn = DsnRequest(notify=parse_notify(args.dsn))
-    clock = SystemClock()
-    if args.eml:
-        source, subject = _read(args.eml), ""
-    else:
-        html = _text(args.html)
-        text = _text(args.text) if args.text else _text(args.text_alt)
-        source = compose(sender=args.sender, to=args.to, subject=args.subject, html=html,
-                         text=text, attach=args.attach, clock=clock,
-                         domain=message_id_domain(config, args.sender))
-        subject = args.subject
-    outgoing = Outgoing(
-        sender=args.sender, recipients=tuple(args.to), source=source, subject=subject,
-        campaign=args.campaign, level=TrackLevel(config.track),
-        receipt=args.receipt, legacy_receipt=args.receipt_legacy, dsn=dsn,
-        track_attachments=args.track_attachments, composed=not args.eml,
-        include_suppressed=args.include_suppressed,
-    )
-    results = send(outgoing, config=config, store=store_for(config),
-                   keyring=keys.load_or_create(config.data_path), clock=clock)
-    if args.json:
-        for r in results:
-            print(json.dumps(r.as_json()))
-    else:
-        print(render(["recipient", "status", "code", "message id", "detail"],
-                     [(r.recipient, r.status, r.code, r.message_id, r.detail) for r in results]))
-        if results and not results[0].dsn:
-            print("\nnote: the relay does not offer DSN; no delivery reports were requested")
-    return 0 if all(r.status == "sent" for r in results) else 3
+def _attachment(path: Path) -> Attachment:
+    try:
+        return Attachment(path.name, path.read_bytes())
+    except OSError as exc:
+        raise MimeError(f"cannot read attachment {path}: {exc.strerror}") from exc

@@ -10,8 +10,7 @@ from mailbeacon.cli.common import existing_store, store_for
 from mailbeacon.cli.table import render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
-from mailbeacon.errors import MailbeaconError
-from mailbeacon.store import inbound as db
+from mailbeacon.services import suppressions
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -37,42 +36,22 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run_list(args: argparse.Namespace, config: Config) -> int:
-    rows = db.suppression_list(existing_store(config))
+    rows = suppressions.listing(existing_store(config))
     if args.json:
         for r in rows:
-            print(
-                json.dumps(
-                    {
-                        "address": r.address,
-                        "reason": r.reason,
-                        "source": r.source,
-                        "inbound": r.inbound,
-                        "created_at": iso(r.created_at),
-                    }
-                )
-            )
+            print(json.dumps({"address": r.address, "reason": r.reason, "source": r.source,
+                              "inbound": r.inbound, "created_at": iso(r.created_at)}))
     else:
-        print(
-            render(
-                ["address", "since", "source", "reason"],
-                [(r.address, iso(r.created_at), r.source, r.reason) for r in rows],
-            )
-        )
+        print(render(["address", "since", "source", "reason"],
+                     [(r.address, iso(r.created_at), r.source, r.reason) for r in rows]))
     return 0
 
 
 def run_add(args: argparse.Namespace, config: Config) -> int:
-    store = store_for(config)
-    for address in args.addresses:
-        if address.count("@") != 1:
-            raise MailbeaconError(f"{address!r} is not an email address")
-        db.suppress(store, address, args.reason, at=SystemClock().now())
+    suppressions.add(store_for(config), args.addresses, args.reason, SystemClock().now())
     return 0
 
 
 def run_remove(args: argparse.Namespace, config: Config) -> int:
-    store = store_for(config)
-    missing = [a for a in args.addresses if not db.unsuppress(store, a)]
-    if missing:
-        raise MailbeaconError(f"not on the list: {', '.join(missing)}")
+    suppressions.remove(store_for(config), args.addresses)
     return 0

@@ -10,7 +10,7 @@ from mailbeacon.cli.common import existing_store
 from mailbeacon.cli.events import show
 from mailbeacon.cli.table import printable
 from mailbeacon.config import Config
-from mailbeacon.store import queries
+from mailbeacon.services import events
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    views = queries.timeline(existing_store(config), args.address)
+    views = events.timeline(existing_store(config), args.address)
     if args.json:
         print(json.dumps([v.as_json() for v in views], indent=2))
     elif not views:

@@ -19,9 +19,9 @@ from mailbeacon.config import Config
 from mailbeacon.core import reports
 from mailbeacon.core.delivery import events_for
 from mailbeacon.core.events import Event, EventKind
+from mailbeacon.core.matching import Context, Match, SentCopy, match
 from mailbeacon.core.reports import mime
 from mailbeacon.core.tokens import Keyring
-from mailbeacon.inbound.matching import Context, Match, SentCopy, match
 from mailbeacon.store import inbound as db
 from mailbeacon.store.sql import SqlStore
 

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailbeacon.core.matching import verp_token
 from mailbeacon.core.tokens import TokenKind, decode_verp
 from mailbeacon.errors import TokenError
-from mailbeacon.inbound.matching import verp_token
 from mailbeacon.inbound.pipeline import Pipeline, header_message_id
 from mailbeacon.store import inbound as db
 

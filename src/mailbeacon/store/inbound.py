@@ -1,4 +1,6 @@
-"""The store side of what comes back: inbound messages, the suppression list, delivery counts.
+"""The store side of what comes back: inbound messages, their outcomes, and the lookups that
+match them to the copies we sent. (The suppression list is ``store.suppressions``; delivery
+figures are ``store.delivery``.)
 
 An inbound message is written (and committed) before anything is made of it;
 its outcome (matched with its events, quarantined with the reason, or a
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +27,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from mailbeacon.core.delivery import DELIVERY_KINDS, DeliveryCounts, tally
-from mailbeacon.core.events import Event, EventKind
-from mailbeacon.inbound.matching import SentCopy
-from mailbeacon.store.schema import events, inbound, messages, suppressions
+from mailbeacon.core.events import Event
+from mailbeacon.core.matching import SentCopy
+from mailbeacon.store.delivery import delivery_counts as delivery_counts  # for old importers
+from mailbeacon.store.schema import events, inbound, messages
 from mailbeacon.store.sql import SqlStore
+from mailbeacon.store.suppressions import soft_bounces_in, suppress_in
 
 MAX_HEADER_ID = 250
 
@@ -62,15 +65,6 @@ class InboundRow:
             "message": self.message,
             "size": len(self.raw),
         }
-
-
-@dataclass(frozen=True)
-class Suppression:
-    address: str
-    reason: str
-    source: str
-    inbound: int | None
-    created_at: float
 
 
 def save(
@@ -199,7 +193,7 @@ def settle(
         for e in new_events:
             _insert_once(conn, e)
         for address, why, source in suppress:
-            _suppress(conn, address, why, source, inbound_id, at)
+            suppress_in(conn, address, why, source, inbound_id, at)
 
 
 SoftBounces = Callable[[str, float], int]  # (address, since) -> soft bounce reports
@@ -239,7 +233,7 @@ def record_matched(
         duplicate = bool(new_events) and not inserted
         reason = _recorded_by(conn, new_events[0].key) if duplicate else ""
         suppress = suppressions_for(
-            inserted, lambda address, since: _soft_bounces(conn, address, since))
+            inserted, lambda address, since: soft_bounces_in(conn, address, since))
         conn.execute(
             inbound.update()
             .where(inbound.c.id == inbound_id)
@@ -254,7 +248,7 @@ def record_matched(
             )
         )
         for address, why, source in suppress:
-            _suppress(conn, address, why, source, inbound_id, at)
+            suppress_in(conn, address, why, source, inbound_id, at)
     return Recorded(inserted, duplicate, reason)
 
 
@@ -337,99 +331,3 @@ class SqlLookup:
 def _copy(r: Any) -> SentCopy:
     return SentCopy(int(r.id), int(r.campaign), r.message_id or "", r.recipient, r.sent_at)
 
-
-# -- suppression list ---------------------------------------------------------------------
-
-
-def _suppress(
-    conn: Connection, address: str, reason: str, source: str, inbound_id: int | None, at: float
-) -> None:
-    """Put ``address`` on the list unless it is there (the first reason stays). Two reports
-    about one address settled at once both try: the primary key keeps one, without an error."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    conn.execute(
-        insert(suppressions)
-        .values(
-            address=address.strip().lower(),
-            reason=reason[:500],
-            source=source,
-            inbound=inbound_id,
-            created_at=at,
-        )
-        .on_conflict_do_nothing(index_elements=[suppressions.c.address])
-    )
-
-
-def suppress(
-    store: SqlStore, address: str, reason: str, *, at: float, source: str = "manual"
-) -> None:
-    with store.engine.begin() as conn:
-        _suppress(conn, address, reason, source, None, at)
-
-
-def unsuppress(store: SqlStore, address: str) -> bool:
-    with store.engine.begin() as conn:
-        result = conn.execute(
-            suppressions.delete().where(suppressions.c.address == address.strip().lower())
-        )
-        return bool(result.rowcount)
-
-
-def suppression_list(store: SqlStore) -> list[Suppression]:
-    with store.connect() as conn:
-        rows = conn.execute(
-            sa.select(suppressions).order_by(suppressions.c.created_at, suppressions.c.address)
-        )
-        return [Suppression(r.address, r.reason, r.source, r.inbound, r.created_at) for r in rows]
-
-
-def suppressed(store: SqlStore, addresses: Iterable[str]) -> dict[str, str]:
-    """Of ``addresses``, those on the list, with the reason."""
-    wanted = {a.strip().lower(): a for a in addresses}
-    if not wanted:
-        return {}
-    with store.connect() as conn:
-        rows = conn.execute(
-            sa.select(suppressions.c.address, suppressions.c.reason).where(
-                suppressions.c.address.in_(list(wanted))
-            )
-        )
-        return {wanted[a]: reason for a, reason in rows}
-
-
-def soft_bounces(store: SqlStore, address: str, since: float) -> int:
-    """Soft bounce reports for copies sent to ``address`` since ``since``."""
-    with store.connect() as conn:
-        return _soft_bounces(conn, address, since)
-
-
-def _soft_bounces(conn: Connection, address: str, since: float) -> int:
-    q = (
-        sa.select(events.c.detail)
-        .select_from(events.join(messages, messages.c.id == events.c.message))
-        .where(
-            messages.c.recipient == address.lower(),
-            events.c.kind == EventKind.BOUNCED,
-            events.c.at >= since,
-        )
-    )
-    details = [json.loads(d) if d else {} for d in conn.scalars(q)]
-    return sum(1 for d in details if d.get("source") == "report" and not d.get("hard"))
-
-
-# -- figures ------------------------------------------------------------------------------
-
-
-def delivery_counts(store: SqlStore, campaign: int | None = None) -> DeliveryCounts:
-    sent_q = sa.select(sa.func.count()).select_from(messages).where(messages.c.status == "sent")
-    ev_q = sa.select(events.c.kind, events.c.message, events.c.detail).where(
-        events.c.kind.in_([str(k) for k in DELIVERY_KINDS]), events.c.message != 0
-    )
-    if campaign is not None:
-        sent_q = sent_q.where(messages.c.campaign == campaign)
-        ev_q = ev_q.where(events.c.campaign == campaign)
-    with store.connect() as conn:
-        sent = int(conn.scalar(sent_q) or 0)
-        rows = [(k, int(m), json.loads(d) if d else {}) for k, m, d in conn.execute(ev_q)]
-        listed = int(conn.scalar(sa.select(sa.func.count()).select_from(suppressions)) or 0)
-    return tally(rows, sent=sent, suppressed=listed)

@@ -16,10 +16,8 @@ from mailbeacon.clock import Clock
 from mailbeacon.config import Config
 from mailbeacon.core.tokens import Keyring
 from mailbeacon.judging import Judge
-from mailbeacon.services import reporting
-from mailbeacon.store import queries
+from mailbeacon.services import events, reporting
 from mailbeacon.store.sql import SqlStore
-from mailbeacon.store.stream import BadCursor, Cursor
 from mailbeacon.store.writer import GroupCommitter
 from mailbeacon.web.auth import RequireApiKey
 from mailbeacon.web.tracking import TrackingApp
@@ -52,15 +50,16 @@ def api(store: SqlStore, committer: GroupCommitter | None = None,
         """A page of the stream in commit order; ``after`` is the ``X-Next-Cursor`` of the
         previous page (``TX.ID``; a plain event id is still taken)."""
         try:
-            after = Cursor.parse(request.query_params.get("after", "0"))
+            after = events.cursor(request.query_params.get("after", "0"))
             limit = int(request.query_params.get("limit", "100"))
-        except BadCursor as exc:
+        except events.BadCursor as exc:
             return JSONResponse({"error": str(exc)}, 400)
         except ValueError:
             return JSONResponse({"error": "limit must be a whole number"}, 400)
-        if not 1 <= limit <= 1000:
-            return JSONResponse({"error": "limit must be 1 to 1000"}, 400)
-        page = await asyncio.to_thread(queries.event_page, store, after=after, limit=limit)
+        try:
+            page = await asyncio.to_thread(events.page, store, after=after, limit=limit)
+        except events.BadPage as exc:
+            return JSONResponse({"error": str(exc)}, 400)
         return JSONResponse([v.as_json() for v in page.events],
                             headers={"X-Next-Cursor": str(page.next)})
 

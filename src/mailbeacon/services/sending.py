@@ -1,4 +1,5 @@
-"""Sending tracked mail: store the copies, instrument them, hand them to the relay.
+"""Sending tracked mail: compose a draft, store the copies, instrument them, hand them to
+the relay.
 
 The order keeps nothing unaccounted for: every recipient copy gets a row
 (status ``queued``) before it is instrumented, so its tokens can name it; the
@@ -11,7 +12,6 @@ import mimetypes
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from mailbeacon.clock import Clock
@@ -22,10 +22,10 @@ from mailbeacon.core.mime import parse as parse_mime
 from mailbeacon.core.reports.classify import classify
 from mailbeacon.core.reports.records import RecipientReport
 from mailbeacon.core.tokens import Keyring, TrackLevel
-from mailbeacon.errors import MimeError
+from mailbeacon.errors import MailbeaconError, MimeError
 from mailbeacon.smtp.dsn import ENVID_MAX_CHARS, xtext_encode
-from mailbeacon.smtp.relay import DsnRequest, Relay, SendResult, parse_relay_url
-from mailbeacon.store import inbound as suppression
+from mailbeacon.smtp.relay import DsnRequest, Relay, SendResult, parse_notify, parse_relay_url
+from mailbeacon.store import suppressions as suppression
 from mailbeacon.store.sql import NewMessage, SqlStore
 
 CHUNK = 200  # copies instrumented and held in memory at once
@@ -65,16 +65,76 @@ class Sent:
                 "dsn_requested": self.dsn, "attempts": self.attempts}
 
 
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message as a person describes it: a body to compose (``html`` and/or ``text``, with
+    attachments), or a whole message (``eml``) sent as it is, apart from instrumenting."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str = ""
+    html: str | None = None
+    text: str | None = None
+    eml: bytes | None = None
+    attachments: tuple[Attachment, ...] = ()
+    campaign: str = "default"
+    receipt: bool = False
+    legacy_receipt: bool = False
+    dsn: str = "failure,delay"  # success,failure,delay or never (RFC 3461 NOTIFY)
+    track_attachments: bool = False
+    include_suppressed: bool = False
+
+
+def check_addresses(sender: str, recipients: Sequence[str]) -> None:
+    """Refuse a sender that is not an email address or a recipient that is not a bare one."""
+    if not parseaddr(sender)[1] or "@" not in parseaddr(sender)[1]:
+        raise MailbeaconError(f"--from {sender!r} is not an email address")
+    for address in recipients:
+        if "@" not in address or parseaddr(address)[1] != address.strip():
+            raise MailbeaconError(f"--to {address!r} is not a bare email address")
+
+
+def outgoing(draft: Draft, *, config: Config, clock: Clock) -> Outgoing:
+    """What ``draft`` sends: composed here unless it is a whole message already."""
+    check_addresses(draft.sender, draft.recipients)
+    if draft.eml is not None and (draft.attachments or draft.html or draft.text):
+        raise MailbeaconError("a whole message (--eml) takes no body or attachments")
+    dsn = DsnRequest(notify=parse_notify(draft.dsn))
+    source = draft.eml if draft.eml is not None else compose(
+        sender=draft.sender, to=draft.recipients, subject=draft.subject, html=draft.html,
+        text=draft.text, attach=draft.attachments, clock=clock,
+        domain=message_id_domain(config, draft.sender))
+    return Outgoing(
+        sender=draft.sender, recipients=draft.recipients, source=source,
+        subject="" if draft.eml is not None else draft.subject, campaign=draft.campaign,
+        level=TrackLevel(config.track), receipt=draft.receipt,
+        legacy_receipt=draft.legacy_receipt, dsn=dsn, track_attachments=draft.track_attachments,
+        composed=draft.eml is None, include_suppressed=draft.include_suppressed)
+
+
+def send_draft(draft: Draft, *, config: Config, store: SqlStore, keyring: Keyring,
+               clock: Clock, relay: Relay | None = None) -> list[Sent]:
+    """Compose ``draft`` and send one copy per recipient (see ``send``)."""
+    return send(outgoing(draft, config=config, clock=clock), config=config, store=store,
+                keyring=keyring, clock=clock, relay=relay)
+
+
+def all_sent(results: Sequence[Sent]) -> bool:
+    """True when the relay accepted every copy (none bounced, deferred or suppressed)."""
+    return all(r.status == "sent" for r in results)
+
+
 def compose(*, sender: str, to: Sequence[str], subject: str, html: str | None,
-            text: str | None, attach: Sequence[Path], clock: Clock, domain: str) -> bytes:
-    files = []
-    for path in attach:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise MimeError(f"cannot read attachment {path}: {exc.strerror}") from exc
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        files.append((path.name, ctype, data))
+            text: str | None, attach: Sequence[Attachment], clock: Clock,
+            domain: str) -> bytes:
+    files = [(a.filename, mimetypes.guess_type(a.filename)[0] or "application/octet-stream",
+              a.data) for a in attach]
     return inst.compose(sender=sender, to=to, subject=subject, html=html, text=text,
                         attachments=files, clock=clock, message_id_domain=domain)
 
