@@ -37,7 +37,14 @@ from urllib.parse import unquote
 import httptools
 
 from mailbeacon.core.urls import shorten_tokens
-from mailbeacon.web.tracking import UNAVAILABLE, Answer, ASGIApp, TrackingApp, _printable
+from mailbeacon.web.tracking import (
+    CANNED_ANSWERS,
+    UNAVAILABLE,
+    Answer,
+    ASGIApp,
+    TrackingApp,
+    _printable,
+)
 
 log = logging.getLogger("mailbeacon.http")
 access_log = logging.getLogger("mailbeacon.access")
@@ -57,6 +64,22 @@ Submit = Callable[[tuple[Any, ...], Callable[[BaseException | None], None]], Non
 _REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 
 
+class _Canned:
+    """The canned answers by identity (an equal answer built elsewhere is not one)."""
+
+    def __init__(self, answers: tuple[Answer, ...]):
+        self.numbers = {id(a): n for n, a in enumerate(answers)}
+        self.answers = answers  # held, so no other object ever gets their ids
+
+    def __contains__(self, answer: object) -> bool:
+        return id(answer) in self.numbers
+
+    def __getitem__(self, answer: Answer) -> int:
+        return self.numbers[id(answer)]
+
+
+_CANNED = _Canned(CANNED_ANSWERS)
+
 class _Refusal(Exception):
     """Raised in a parser callback: answer ``status`` and close (the request is not served)."""
 
@@ -66,17 +89,20 @@ class _Refusal(Exception):
 
 
 class Clockwork:
-    """The Date header, rebuilt once a second rather than per response."""
+    """The Date header, rebuilt once a second rather than per response; and the whole
+    bytes of the answers that never change (the pixel, ...), built once a second too."""
 
     def __init__(self) -> None:
         self.second = 0
         self.header = b""
+        self.canned: dict[tuple[int, bool, bool], bytes] = {}
 
     def date(self) -> bytes:
         now = int(time.time())
         if now != self.second:
             self.second = now
             self.header = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+            self.canned = {}
         return self.header
 
 
@@ -301,9 +327,20 @@ class HttpProtocol(asyncio.Protocol):
     # -- answers ---------------------------------------------------------------------------
 
     def _answer(self, answer: Answer, slot: _Slot) -> bytes:
+        head = slot.method == "HEAD"
+        if answer in _CANNED:  # (by identity: these are module constants)
+            clockwork = self.server.clockwork
+            clockwork.date()  # a new second drops the bytes built with the old Date
+            key = (_CANNED[answer], head, slot.close)
+            data = clockwork.canned.get(key)
+            if data is None:
+                data = clockwork.canned[key] = self._built(answer, head, slot.close)
+            return data
+        return self._built(answer, head, slot.close)
+
+    def _built(self, answer: Answer, head: bool, close: bool) -> bytes:
         status, headers, body = answer
-        return self._response(status, headers, b"" if slot.method == "HEAD" else body,
-                              slot.close)
+        return self._response(status, headers, b"" if head else body, close)
 
     def _response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
                   close: bool) -> bytes:

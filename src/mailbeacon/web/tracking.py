@@ -94,6 +94,10 @@ UNAVAILABLE: Answer = (503, [(b"content-type", b"text/plain; charset=utf-8"),
                              (b"content-length", str(len(_UNAVAILABLE)).encode()),
                              (b"retry-after", str(RETRY_AFTER_SECONDS).encode()), *_NO_CACHE],
                        _UNAVAILABLE)
+PIXEL_ANSWER: Answer = (200, _PIXEL_HEADERS, PIXEL)
+NOT_FOUND_ANSWER: Answer = (404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+# Answers that never change: an HTTP server may build their bytes once (web/http1.py).
+CANNED_ANSWERS = (PIXEL_ANSWER, NOT_FOUND_ANSWER, UNAVAILABLE)
 Recorder = Callable[[Row], Awaitable[None]]
 AttachmentLoader = Callable[[int], Any]
 
@@ -140,12 +144,12 @@ class TrackingApp:
             claims = self._verify(token, (TokenKind.OPEN,))
             row = None if claims is None else self._row(claims, method, peer, user_agent,
                                                          forwarded)
-            return row, (200, _PIXEL_HEADERS, PIXEL)
+            return row, PIXEL_ANSWER
         if path.startswith(CLICK_PREFIX):
             claims = self._verify(path[len(CLICK_PREFIX):],
                                   (TokenKind.CLICK, TokenKind.HONEYPOT))
             if claims is None or not is_web_url(claims.url):
-                return None, (404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+                return None, NOT_FOUND_ANSWER
             location = quote(lower_scheme(claims.url), safe=":/?#[]@!$&'()*+,;=%~-._")
             return self._row(claims, method, peer, user_agent, forwarded), (
                 302, [(b"location", location.encode("ascii")), (b"content-length", b"0"),
