@@ -39,6 +39,15 @@ EXCEPTIONS = {
 }
 
 
+# Constants defined once (in the module named); (file, name) still defined elsewhere, and whose.
+ONE_DEFINITION = {"HIT_KINDS": "core/events.py"}
+DUPLICATES = {
+    ("store/copies.py", "HIT_KINDS"): "F1",
+    ("store/rollups.py", "HIT_KINDS"): "F2",
+    ("core/verdicts/model.py", "HIT_KINDS"): "the verdict engine's owner (strings, not kinds)",
+}
+
+
 def imported(path: Path) -> set[str]:
     """Every module ``path`` imports, ``from a import b`` counted as ``a`` and ``a.b``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
@@ -88,6 +97,25 @@ def test_every_exception_is_still_needed(where: tuple[str, str]) -> None:
     path, module = where
     assert (SRC / path).exists() and module in edge_violations(SRC / path), (
         f"{path} no longer imports {module}: remove it from EXCEPTIONS")
+
+
+def defined(path: Path) -> set[str]:
+    """Names ``path`` assigns at module level."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    names: set[str] = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def test_each_constant_has_one_definition() -> None:
+    found = {(name(p), c) for p in modules(".") for c in defined(p) & set(ONE_DEFINITION)}
+    expected = {(home, c) for c, home in ONE_DEFINITION.items()}
+    assert found - expected - set(DUPLICATES) == set(), "import it from its one definition"
+    assert set(DUPLICATES) - found == set(), "a duplicate is gone: remove it from DUPLICATES"
+    assert expected <= found
 
 
 def test_the_rules_see_what_they_forbid(tmp_path: Path) -> None:

@@ -38,7 +38,9 @@ class EventKind(enum.StrEnum):
         return self in HIT_KINDS
 
 
-HIT_KINDS = frozenset({EventKind.OPEN, EventKind.CLICK, EventKind.DOWNLOAD, EventKind.HONEYPOT})
+# The one definition of what a tracking hit is. A tuple of str enums, so it serves as it is
+# in SQL (``kind.in_(HIT_KINDS)``), joined to other kinds (``HIT_KINDS + (...)``) and in tests.
+HIT_KINDS = (EventKind.OPEN, EventKind.CLICK, EventKind.DOWNLOAD, EventKind.HONEYPOT)
 
 
 @dataclass(slots=True)

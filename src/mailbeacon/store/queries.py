@@ -9,14 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from mailbeacon.clock import iso
+from mailbeacon.core.events import HIT_KINDS
 from mailbeacon.core.metrics import Counts, LinkStats
 from mailbeacon.core.verdicts import NO_CLIENT, Client, Hit, Verdict, client_of
 from mailbeacon.store import rollups, stream
 from mailbeacon.store.schema import campaigns, events, messages, verdicts
 from mailbeacon.store.sql import SqlStore
 from mailbeacon.store.stream import START, Cursor
-
-HIT_KINDS = ("open", "click", "download", "honeypot")
 
 
 class UnknownCampaign(LookupError):
