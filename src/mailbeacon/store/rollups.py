@@ -213,16 +213,12 @@ def _upsert_copies(conn: Connection, deltas: Counter[tuple[int, str, str]]) -> l
     statement, so a flip is seen by exactly one transaction even when two race."""
     moved = sorted((k, n) for k, n in deltas.items() if n)  # one lock order for all
     flips: list[Flip] = []
-    ins, _ = _adding(conn, rollup_copy)
-    for chunk in _chunks(moved):
-        stmt = ins.values([{"message": m, "family": f, "key": k, "n": n}
-                           for (m, f, k), n in chunk])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["message", "family", "key"],
-            set_={"n": rollup_copy.c.n + stmt.excluded.n},
-        ).returning(rollup_copy.c.message, rollup_copy.c.family, rollup_copy.c.key,
-                    rollup_copy.c.n)
-        for m, f, k, after in conn.execute(stmt):
+    _, stmt = _adding(conn, rollup_copy)
+    stmt = stmt.returning(rollup_copy.c.message, rollup_copy.c.family, rollup_copy.c.key,
+                          rollup_copy.c.n)
+    for chunk in _chunks(moved):  # executemany with RETURNING: one compiled statement
+        rows = [{"message": m, "family": f, "key": k, "n": n} for (m, f, k), n in chunk]
+        for m, f, k, after in conn.execute(stmt, rows):
             before = after - deltas[(m, f, k)]
             if before <= 0 < after:
                 flips.append((m, f, k, +1))
