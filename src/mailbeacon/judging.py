@@ -72,8 +72,9 @@ log = logging.getLogger("mailbeacon.judge")
 CURSOR = "main"
 JUDGE_EVERY = 0.5  # seconds between passes of a running judge
 WHOLE_COPY = 1000  # a copy with no more hits than this is judged whole
-COPY_CAP = 5000  # new hits of one copy judged per pass; the rest wait for the next passes
-WINDOW = 4000  # hits read on each side of a copy's new hits, at most
+COPY_CAP = 10_000  # new hits of one copy judged per pass; the rest wait for the next passes
+WINDOW = 2500  # hits read on each side of a copy's new hits, at most (> 2 x RUN_BOUND)
+PAGES_PER_PASS = 10  # stream pages one pass reads past a hammered copy's waiting hits
 DEFERRED_PER_PASS = 20  # hammered copies whose waiting hits one pass takes up
 ANALYZE_ROWS = 20_000  # PostgreSQL: verdict rows written before statistics are refreshed ...
 ANALYZE_EVERY = 60.0  # ... at most this often (seconds)
@@ -164,7 +165,7 @@ class _LostRace(Exception):
 class _Plan:
     """What a pass will write: new verdict rows, the rows they replace, copy states."""
 
-    verdicts: list[tuple[int, int, Verdict]] = field(default_factory=list)  # event, copy, v
+    verdicts: list[tuple[int, int, Verdict, str]] = field(default_factory=list)  # + reasons
     stale: list[int] = field(default_factory=list)  # verdict row ids no longer current
     changes: list[rollups.HitChange] = field(default_factory=list)
     states: list[CopyState] = field(default_factory=list)
@@ -189,8 +190,8 @@ def _one_pass(store: SqlStore, judge_: Judge, now: float,
     with store.engine.connect() as conn:  # read phase: no write lock held
         saved = _saved_cursor(conn)
         start = stream.resolve(conn, saved or stream.START)
-        rows = stream.page(conn, start, batch)
         waiting = copies.deferred(conn, DEFERRED_PER_PASS)
+        rows = _read_pages(conn, start, batch, {s.message for s in waiting})
         if not rows and not waiting:
             return 0, False
         to = stream.of(rows[-1]) if rows else start
@@ -206,7 +207,33 @@ def _one_pass(store: SqlStore, judge_: Judge, now: float,
     except (_LostRace, IntegrityError):  # IntegrityError: two first passes made the cursor
         return None
     _maybe_analyze(store, len(plan.verdicts))
-    return len(rows), any(t.behind is not None for t in touched.values())
+    more = len(waiting) == DEFERRED_PER_PASS  # more copies may be waiting than it took
+    return len(rows), more or any(t.behind is not None for t in touched.values())
+
+
+def _read_pages(conn: Connection, start: stream.Cursor, batch: int,
+                waiting: set[int]) -> list[Any]:
+    """The stream past ``start``: ``batch`` events, and more pages while most of what was
+    read belongs to hammered copies (a copy with over a quarter of a page, or one already
+    waiting: past COPY_CAP their hits wait for later passes), so the rest of the stream
+    is judged without waiting behind them."""
+    rows = stream.page(conn, start, batch)
+    per_copy: dict[int, int] = {}
+    for page in range(PAGES_PER_PASS):
+        if page:
+            more = stream.page(conn, stream.of(rows[-1]), batch)
+            rows.extend(more)
+        else:
+            more = rows
+        for r in more:
+            per_copy[r.message] = per_copy.get(r.message, 0) + 1
+        if len(more) < batch:
+            break
+        others = sum(n for m, n in per_copy.items()
+                     if m not in waiting and (n <= batch // 4 or not m))
+        if others >= batch // 2:
+            break
+    return rows
 
 
 def _touch(conn: Connection, rows: list[Any], waiting: list[CopyState],
@@ -290,13 +317,16 @@ def _plan(conn: Connection, judge_: Judge, touched: dict[int, _Touched], now: fl
                              fresh=m not in states):
             whole.append(m)
     _judge_whole(conn, judge_, plan, whole, now, rows_of)
-    behind = {m: t.behind for m, t in touched.items()}
-    plan.states = [replace(s, behind_tx=None if behind.get(s.message) is None
-                           else behind[s.message].tx,  # type: ignore[union-attr]
-                           behind_id=None if behind.get(s.message) is None
-                           else behind[s.message].id)  # type: ignore[union-attr]
-                   for s in plan.states]
+    plan.states = [_behind(s, touched[s.message].behind) for s in plan.states]
     return plan
+
+
+def _behind(state: CopyState, behind: stream.Cursor | None) -> CopyState:
+    """The state with where its waiting hits start after this pass (None: none wait)."""
+    if behind is None:
+        return state if state.behind_id is None else replace(state, behind_tx=None,
+                                                             behind_id=None)
+    return replace(state, behind_tx=behind.tx, behind_id=behind.id)
 
 
 def _fresh(message: int, rows: list[Any]) -> CopyState:
@@ -324,13 +354,13 @@ def _judge_whole(conn: Connection, judge_: Judge, plan: _Plan, ids: list[int], n
         found = judge_.of(hits, evidence)
         _compare(plan, m, found, current, hit_rows)
         campaign = int(copy_events[0].campaign) if copy_events else 0
+        person, other = _counts(hits, found)
         state = CopyState(message=m, campaign=campaign, known=row is not None,
                           sent_at=evidence.sent_at, link_count=evidence.link_count,
                           delivered_at=evidence.delivered_at, replied_at=evidence.replied_at,
-                          read_at=evidence.read_receipt_at, hits=len(hits))
-        state = _with_first(state, _first_human_open(hits, found))
-        person, other = _counts(hits, found)
-        state = replace(state, person_hits=person, other_hits=other)
+                          read_at=evidence.read_receipt_at, hits=len(hits),
+                          person_hits=person, other_hits=other,
+                          **_first_fields(_first_human_open(hits, found)))
         _settle_engagement(plan, state, row)
 
 
@@ -350,8 +380,7 @@ def _judge_window(conn: Connection, judge_: Judge, plan: _Plan, state: CopyState
     window = _read_window(conn, state.message, new_rows)
     if window is None:
         return False
-    known_rows, rejudged = window
-    known = {hid: _hit(r) for hid, r in known_rows.items()}
+    known_rows, known, rejudged = window
     context = list(known.values())
     if state.first_open is not None and state.first_open not in known:
         first_row = copies.event_row(conn, state.first_open)
@@ -384,10 +413,10 @@ def _judge_window(conn: Connection, judge_: Judge, plan: _Plan, state: CopyState
     return True
 
 
-def _read_window(conn: Connection, message: int,
-                 new_rows: list[Any]) -> tuple[dict[int, Any], list[int]] | None:
-    """The hits near the new ones (event rows by id, what their verdicts rest on) and the
-    ids whose verdicts they can change."""
+def _read_window(conn: Connection, message: int, new_rows: list[Any],
+                 ) -> tuple[dict[int, Any], dict[int, Hit], list[int]] | None:
+    """The hits near the new ones (event rows and hits by id: what their verdicts rest on)
+    and the ids whose verdicts they can change."""
     new_hits = [_hit(r) for r in new_rows]
     lo, hi = new_hits[0].at, new_hits[-1].at
     reach_out = 4 * reach.COMPANION_REACH
@@ -399,6 +428,7 @@ def _read_window(conn: Connection, message: int,
                     float(rest[-1].at) if right_cut else hi + reach_out)
         rows = {r.id: r for r in [*left, *rest, *new_rows]}
         ordered = sorted(map(_hit, rows.values()), key=IN_TIME)
+        hits = {h.id: h for h in ordered}
         links = [h.at for h in ordered if h.kind in LINK_KINDS]
         span = reach.rejudge_span(new_hits[0], links)
         for h in new_hits[1:]:
@@ -413,9 +443,9 @@ def _read_window(conn: Connection, message: int,
             last = len(ordered) - (WINDOW // 2 if flood_right else 0)
             inner = {h.id for h in ordered[first:last] if h.at in span}
             if not (flood_left or flood_right):
-                rows = {h.id: rows[h.id] for h in ordered if h.at in context}
+                hits = {h.id: h for h in ordered if h.at in context}
             rejudged = sorted(inner | {h.id for h in new_hits})
-            return rows, rejudged
+            return rows, hits, rejudged
         reach_out *= 8
     return None  # a chain of link hits longer than every window read: judge it whole
 
@@ -439,13 +469,19 @@ def _next_first(state: CopyState, rejudged: list[Hit],
 
 
 def _with_first(state: CopyState, first: Hit | None) -> CopyState:
+    return replace(state, **_first_fields(first))
+
+
+def _first_fields(first: Hit | None) -> dict[str, Any]:
+    """The state's fields for the copy's first human open (kept, and its client family
+    and network: what "opened elsewhere" compares later opens with)."""
     if first is None:
-        return replace(state, first_open=None, first_open_at=None, first_family=None,
-                       first_network=None)
+        return {"first_open": None, "first_open_at": None, "first_family": None,
+                "first_network": None}
     network = network_of(first.ip)
-    return replace(state, first_open=first.id, first_open_at=first.at,
-                   first_family=parse_client(first.user_agent).family,
-                   first_network=None if network is None else str(network))
+    return {"first_open": first.id, "first_open_at": first.at,
+            "first_family": parse_client(first.user_agent).family,
+            "first_network": None if network is None else str(network)}
 
 
 def _with_send(state: CopyState, row: Any, rows: list[Any]) -> CopyState:
@@ -516,15 +552,19 @@ def _evidence(row: Any, copy_events: list[Any], hits: list[Hit], now: float) -> 
 def _compare(plan: _Plan, message: int, found: dict[int, Verdict], current: dict[int, Any],
              hit_rows: dict[int, Any]) -> None:
     """Queue the verdicts that differ from the current ones, and their rollup changes."""
+    said: dict[int, tuple[Verdict, str]] = {}  # look-alike hits share one Verdict
     for event, v in found.items():
         old = current.get(event)
-        reasons = json.dumps(list(v.reasons))
+        known = said.get(id(v))
+        if known is None:
+            known = said[id(v)] = (v, json.dumps(list(v.reasons)))
+        reasons = known[1]
         if old is not None and (old.verdict, round(old.confidence, 2), old.reasons) == (
                 v.verdict, round(v.confidence, 2), reasons):
             continue
         if old is not None:
             plan.stale.append(old.id)
-        plan.verdicts.append((event, message, v))
+        plan.verdicts.append((event, message, v, reasons))
         r = hit_rows[event]
         plan.changes.append(rollups.HitChange(
             event=event, campaign=int(_campaign(r)), message=message, kind=r.kind,
@@ -539,11 +579,13 @@ def _campaign(r: Any) -> int:
 def _write(conn: Connection, plan: _Plan, now: float) -> None:
     for chunk in copies.chunks(plan.stale):
         conn.execute(verdicts.update().where(verdicts.c.id.in_(chunk)).values(current=False))
-    if plan.verdicts:
-        conn.execute(verdicts.insert(), [
-            {"event": event, "message": message, "verdict": v.verdict,
-             "confidence": v.confidence, "reasons": json.dumps(list(v.reasons)),
-             "judged_at": now, "current": True} for event, message, v in plan.verdicts])
+    if plan.verdicts:  # the driver's executemany: no statement work per row
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(
+            "INSERT INTO verdicts (event, message, verdict, confidence, reasons, judged_at, "
+            f"current) VALUES ({', '.join([mark] * 7)})",
+            [(event, message, v.verdict, v.confidence, reasons, now, True)
+             for event, message, v, reasons in plan.verdicts])
     rollups.apply(conn, plan.changes)
     if plan.states and not copies.save(conn, plan.states, plan.existing, plan.expect_behind):
         raise _LostRace
