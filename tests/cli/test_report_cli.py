@@ -92,3 +92,15 @@ def test_recipients_json_streams_every_line(server: ServerProcess) -> None:
     lines = json.loads(cli.stdout)["recipients"]
     assert [(r["recipient"], r["opens"], r["clicks"]) for r in lines] == [
         ("r0@example.net", 1, 1), ("r1@example.net", 1, 0), ("r2@example.net", 0, 0)]
+
+
+def test_rebuild_gives_back_the_same_report(server: ServerProcess) -> None:
+    _campaign(server.db_url)
+    before = _cli_report(server, "--campaign", "spring")
+    rebuilt = subprocess.run([sys.executable, "-m", "mailbeacon", "rebuild", "--data-dir",
+                              str(server.data_dir), "--db", server.db_url],
+                             capture_output=True, text=True, timeout=120)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.startswith("4 judged hits counted")  # the bounce is no hit
+    after = _cli_report(server, "--campaign", "spring")
+    assert json.loads(after.stdout) == json.loads(before.stdout)
