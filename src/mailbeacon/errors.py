@@ -5,7 +5,10 @@
     ├── TokenError                  a tracking token is forged, truncated or unknown
     ├── MimeError                   a message we were given is not usable MIME
     ├── StoreError                  the event store cannot be opened or written
-    └── RelayError                  the SMTP relay cannot be reached or refused us
+    ├── RelayError                  the SMTP relay cannot be reached or refused us
+    └── (beside the code they guard) a request that names what is not there or is out
+        of range: services.campaigns.UnknownCampaign, services.events.BadPage and
+        NoSuchEvent, store.stream.BadCursor, services.api_keys.ApiKeyError
 
 Each carries a message written for the person who will read it on a terminal.
 """

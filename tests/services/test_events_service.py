@@ -31,12 +31,12 @@ def sent(store: SqlStore, smtp_sink: SmtpSink, tmp_path: Path) -> Sent:
 
 
 def test_a_campaign_is_named_or_the_error_says_which(sent: Sent, store: SqlStore) -> None:
-    assert events.campaign(store, None) is None
-    spring = events.campaign(store, "spring")
+    assert events.campaign_id(store, None) is None
+    spring = events.campaign_id(store, "spring")
     assert isinstance(spring, int)
     assert [v.kind for v in events.recent(store, limit=10, campaign=spring).events] == ["sent"] * 3
-    with pytest.raises(events.NoSuchCampaign, match=r"^no campaign named 'autumn'$"):
-        events.campaign(store, "autumn")
+    with pytest.raises(events.UnknownCampaign, match=r"^no campaign named 'autumn'$"):
+        events.campaign_id(store, "autumn")
 
 
 @pytest.mark.parametrize("limit", [0, events.MAX_PAGE + 1])

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.limit <= 0:
         raise MailbeaconError("--limit must be above 0")
     store = existing_store(config)
-    cid = events.campaign(store, args.campaign)
+    cid = events.campaign_id(store, args.campaign or None)
     page = events.recent(store, limit=args.limit, campaign=cid)
     show(page.events, args.json, header=True)
     if args.follow:

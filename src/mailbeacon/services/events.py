@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailbeacon.errors import MailbeaconError
+from mailbeacon.services.campaigns import UnknownCampaign, campaign_id
 from mailbeacon.store import engagement, queries
 from mailbeacon.store.queries import EventPage, EventView
 from mailbeacon.store.sql import SqlStore
@@ -22,12 +23,8 @@ from mailbeacon.store.stream import START, BadCursor, Cursor
 MAX_PAGE = 1000  # events in one page of /api/events, and one read of --follow
 
 __all__ = ["BadCursor", "BadPage", "Cursor", "EventPage", "EventView", "Explanation",
-           "NoSuchCampaign", "NoSuchEvent", "campaign", "cursor", "explain", "follow", "page",
-           "recent", "timeline"]
-
-
-class NoSuchCampaign(MailbeaconError):
-    """A campaign name that names no campaign."""
+           "NoSuchEvent", "UnknownCampaign", "campaign_id", "cursor", "explain", "follow",
+           "page", "recent", "timeline"]
 
 
 class NoSuchEvent(MailbeaconError):
@@ -36,16 +33,6 @@ class NoSuchEvent(MailbeaconError):
 
 class BadPage(MailbeaconError):
     """A page of the stream asked for with a size out of range."""
-
-
-def campaign(store: SqlStore, name: str | None) -> int | None:
-    """The id of campaign ``name``; None (all mail) when no name is given."""
-    if not name:
-        return None
-    try:
-        return queries.campaign_id(store, name)
-    except queries.UnknownCampaign:
-        raise NoSuchCampaign(f"no campaign named {name!r}") from None
 
 
 def cursor(text: str) -> Cursor:
