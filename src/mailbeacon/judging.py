@@ -72,7 +72,7 @@ log = logging.getLogger("mailbeacon.judge")
 CURSOR = "main"
 JUDGE_EVERY = 0.5  # seconds between passes of a running judge
 WHOLE_COPY = 1000  # a copy with no more hits than this is judged whole
-COPY_CAP = 10_000  # new hits of one copy judged per pass; the rest wait for the next passes
+COPY_CAP = 5000  # new hits of one copy judged per pass; the rest wait for the next passes
 WINDOW = 2500  # hits read on each side of a copy's new hits, at most (> 2 x RUN_BOUND)
 PAGES_PER_PASS = 10  # stream pages one pass reads past a hammered copy's waiting hits
 DEFERRED_PER_PASS = 20  # hammered copies whose waiting hits one pass takes up
@@ -249,10 +249,9 @@ def _touch(conn: Connection, rows: list[Any], waiting: list[CopyState],
     for s in waiting:  # its events in the stream so far lie past where it waits
         behind = s.behind
         assert behind is not None
-        backlog = copies.backlog(conn, s.message, behind, to, COPY_CAP * 2)
+        backlog = copies.backlog(conn, s.message, behind, to, COPY_CAP)
         t = touched[s.message] = _Touched(backlog, deferred=True)
-        _cap(t)
-        if t.behind is None and len(backlog) == COPY_CAP * 2:  # more than it could read
+        if len(backlog) == COPY_CAP:  # perhaps more than it could read
             t.behind = stream.of(backlog[-1])
     return touched
 
@@ -420,13 +419,21 @@ def _read_window(conn: Connection, message: int, new_rows: list[Any],
     new_hits = [_hit(r) for r in new_rows]
     lo, hi = new_hits[0].at, new_hits[-1].at
     reach_out = 4 * reach.COMPANION_REACH
+    first_new = min(stream.of(r) for r in new_rows)
+    # only hits that came before the new ones in the stream (the new ones are at hand):
+    # a hit later in the stream re-judges what it changes when its turn comes, so the
+    # verdicts are those of everything up to the stream's position
+    middle = copies.hits_between(conn, message, lo, hi, WINDOW, before=first_new)
+    crowded = len(middle) == WINDOW
     for _ in range(6):
-        left = copies.hits_between(conn, message, lo - reach_out, lo, WINDOW, newest_first=True)
-        rest = copies.hits_between(conn, message, lo, hi + reach_out, WINDOW + len(new_hits))
-        left_cut, right_cut = len(left) == WINDOW, len(rest) == WINDOW + len(new_hits)
-        edge = Span(float(left[-1].at) if left_cut else lo - reach_out,
-                    float(rest[-1].at) if right_cut else hi + reach_out)
-        rows = {r.id: r for r in [*left, *rest, *new_rows]}
+        left = copies.hits_between(conn, message, lo - reach_out, lo, WINDOW, open_end=True,
+                                   newest_first=True, before=first_new)
+        right = copies.hits_between(conn, message, hi, hi + reach_out, WINDOW, open_start=True,
+                                    before=first_new)
+        left_cut, right_cut = len(left) == WINDOW or crowded, len(right) == WINDOW or crowded
+        edge = Span(float(left[-1].at) if left and left_cut else lo - reach_out,
+                    float(right[-1].at) if right and right_cut else hi + reach_out)
+        rows = {r.id: r for r in [*left, *middle, *right, *new_rows]}
         ordered = sorted(map(_hit, rows.values()), key=IN_TIME)
         hits = {h.id: h for h in ordered}
         links = [h.at for h in ordered if h.kind in LINK_KINDS]
@@ -618,8 +625,8 @@ def _maybe_analyze(store: SqlStore, written: int, force: bool = False) -> None:
 
 
 def _hit(e: Any) -> Hit:
-    return Hit(id=int(e.id), kind=e.kind, at=float(e.at), method=e.method or "GET",
-               ip=e.ip or None, user_agent=e.user_agent or "", link=int(e.link or 0))
+    return Hit(e.id, e.kind, e.at, e.method or "GET", e.ip or None, e.user_agent or "",
+               e.link or 0)
 
 
 def _first(rows: list[Any], kind: str, manual_only: bool = False) -> float | None:

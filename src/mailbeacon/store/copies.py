@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -165,17 +165,21 @@ def all_events(conn: Connection, ids: Sequence[int]) -> dict[int, list[Any]]:
     return found
 
 
-def hits_between(conn: Connection, message: int, start: float, end: float, limit: int,
-                 newest_first: bool = False) -> list[Any]:
-    """Up to ``limit`` hits of a copy with ``start <= at < end`` (or ``<= end`` when
-    newest first is False and ``end`` is the window's far end), nearest the new hits first."""
-    q = sa.select(*_ROW).where(events.c.message == message, events.c.kind.in_(HIT_KINDS))
-    if newest_first:
-        q = q.where(events.c.at >= start, events.c.at < end).order_by(
-            events.c.at.desc(), events.c.id.desc())
-    else:
-        q = q.where(events.c.at >= start, events.c.at <= end).order_by(events.c.at, events.c.id)
-    return list(conn.execute(q.limit(limit)))
+def hits_between(conn: Connection, message: int, start: float, end: float, limit: int, *,
+                 open_start: bool = False, open_end: bool = False, newest_first: bool = False,
+                 before: stream.Cursor | None = None) -> list[Any]:
+    """Up to ``limit`` hits of a copy timed from ``start`` to ``end`` (either end left out
+    when open), nearest ``end`` first when ``newest_first``; ``before``: only hits that
+    came earlier in the stream than that position."""
+    q = sa.select(*_ROW).where(events.c.message == message, events.c.kind.in_(HIT_KINDS),
+                               events.c.at > start if open_start else events.c.at >= start,
+                               events.c.at < end if open_end else events.c.at <= end)
+    if before is not None:
+        q = q.where(sa.tuple_(events.c.tx, events.c.id)
+                    < sa.tuple_(sa.literal(before.tx), sa.literal(before.id)))
+    order = ((events.c.at.desc(), events.c.id.desc()) if newest_first
+             else (events.c.at, events.c.id))
+    return list(conn.execute(q.order_by(*order).limit(limit)))
 
 
 def backlog(conn: Connection, message: int, after: stream.Cursor, upto: stream.Cursor,
@@ -224,7 +228,7 @@ def save(conn: Connection, states: Sequence[CopyState], existing: set[int],
          expect_behind: dict[int, stream.Cursor | None]) -> bool:
     """Write states: insert the new ones, update the rest; False when a deferred copy's
     ``behind`` moved since it was read (another judge took that backlog)."""
-    new = [asdict(s) for s in states if s.message not in existing]
+    new = [{"message": s.message, **_values(s)} for s in states if s.message not in existing]
     if new:
         conn.execute(copy_state.insert(), new)
     plain = [s for s in states if s.message in existing and s.message not in expect_behind]
