@@ -161,12 +161,12 @@ def test_a_judge_cursor_saved_before_transactions_were_recorded(store_url: str) 
     """Migration 0006 gave every existing event the migration's transaction; a cursor of
     (0, id) saved by the old judge resumes exactly after that id, not from the start."""
     old = SqlStore(sa.create_engine(normalise_url(store_url)))
-    old.migrate(T0, upto=len(MIGRATIONS) - 1)
+    old.migrate(T0, upto=[name for name, _ in MIGRATIONS].index("0006_integrity"))
     copies = [_copy(old) for _ in range(4)]  # one copy per event: judged alone
     with old.engine.begin() as conn:
         ids = [_insert(conn, c, m, 3600) for c, m in copies[:3]]
         conn.execute(judge_cursor.insert().values(name="main", last_event=ids[1]))
-    assert old.migrate(T0) == ["0006_integrity"]
+    assert old.migrate(T0)[0] == "0006_integrity"  # and those after it
     old.close()
     store = open_store(store_url, now=T0)
     try:
