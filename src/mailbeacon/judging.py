@@ -528,7 +528,7 @@ def _engagement(state: CopyState) -> str | None:
 
 
 def _settle_engagement(plan: _Plan, state: CopyState, row: Any) -> None:
-    state = replace(state, engagement=_engagement(state))
+    state.engagement = _engagement(state)  # the state was made for this pass alone
     plan.states.append(state)
     if row is not None and row.engagement != state.engagement:
         plan.engagement[state.message] = state.engagement

@@ -31,9 +31,10 @@ _ROW = (events.c.id, events.c.tx, events.c.at, events.c.kind, events.c.campaign,
         events.c.detail)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CopyState:
-    """What the judge keeps of one copy between passes (one ``copy_state`` row)."""
+    """What the judge keeps of one copy between passes (one ``copy_state`` row); a pass
+    makes new ones with ``replace`` and sets only ``engagement`` in place, last."""
 
     message: int
     campaign: int
