@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from mailbeacon import judging
 from mailbeacon.core.verdicts import Evidence, Hit, SenderProfile, judge, message_status
 from mailbeacon.judging import Judge, catch_up, rejudge_all
+from mailbeacon.store import copies
 from mailbeacon.store.schema import copy_state, events, messages, verdicts
 from mailbeacon.store.sql import NewMessage, SqlStore
 
@@ -246,3 +247,27 @@ def test_a_hammered_copy_waits_its_turn_and_other_copies_are_judged(
     assert found == expected
     assert engagement[flood] == engaged[flood] == "only by machines"
 
+
+
+def test_postgresql_statistics_and_the_partial_index_on_current_verdicts(
+        store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a bulk of verdicts the judge refreshes the planner's statistics (ANALYZE), and
+    the look-up of current verdicts uses the partial index."""
+    if store.dialect != "postgresql":
+        pytest.skip("PostgreSQL's planner")
+    monkeypatch.setattr(judging, "ANALYZE_ROWS", 10)
+    monkeypatch.setattr(judging, "_analyze", {"rows": 0, "at": 0.0})
+    live = Stream(store, random.Random(5))
+    live.events(60)
+    live.close()
+    catch_up(store, Judge(), T0 + 10**6, settle=10.0)
+    with store.connect() as conn:
+        analyzed = conn.exec_driver_sql(
+            "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'verdicts' "
+            "AND schemaname = current_schema()").scalar()
+        q = sa.select(verdicts.c.id).where(verdicts.c.event.in_([1, 2, 3]), copies.CURRENT)
+        sql = str(q.compile(conn, compile_kwargs={"literal_binds": True}))
+        conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table: make it choose
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+    assert analyzed is not None
+    assert "ix_verdicts_current" in plan

@@ -26,6 +26,9 @@ from mailbeacon.store.schema import copy_state, events, messages, verdicts
 HIT_KINDS = ("open", "click", "download", "honeypot")
 EVIDENCE_KINDS = ("delivered", "replied", "read")
 _CHUNK = 500
+# "current = true": PostgreSQL folds it to "current" and so uses the partial index on
+# current verdicts; "current IS true" it does not
+CURRENT = verdicts.c.current == sa.true()
 _ROW = (events.c.id, events.c.tx, events.c.at, events.c.kind, events.c.campaign,
         events.c.message, events.c.link, events.c.method, events.c.ip, events.c.user_agent,
         events.c.detail)
@@ -203,7 +206,7 @@ def event_row(conn: Connection, event: int) -> Any:
 def first_human_open(conn: Connection, message: int, leaving_out: Sequence[int]) -> Any:
     """The copy's earliest open whose current verdict is human, other than ``leaving_out``."""
     q = (sa.select(*_ROW).select_from(events.join(verdicts, sa.and_(
-        verdicts.c.event == events.c.id, verdicts.c.current.is_(True))))
+        verdicts.c.event == events.c.id, CURRENT)))
         .where(events.c.message == message, events.c.kind == "open",
                verdicts.c.verdict == "human")
         .order_by(events.c.at, events.c.id))
@@ -220,7 +223,7 @@ def current_verdicts(conn: Connection, event_ids: Iterable[int]) -> dict[int, An
     for chunk in chunks(sorted(set(event_ids))):
         for r in conn.execute(sa.select(verdicts.c.id, verdicts.c.event, verdicts.c.verdict,
                                         verdicts.c.confidence, verdicts.c.reasons)
-                              .where(verdicts.c.event.in_(chunk), verdicts.c.current.is_(True))):
+                              .where(verdicts.c.event.in_(chunk), CURRENT)):
             found[r.event] = r
     return found
 
