@@ -19,7 +19,7 @@ from mailbeacon.core.metrics import Counts, Engagement, RecipientLine, engagemen
 from mailbeacon.errors import MailbeaconError
 from mailbeacon.judging import Judge, catch_up
 from mailbeacon.store import engagement, queries
-from mailbeacon.store import inbound as inbound_store
+from mailbeacon.store.delivery import delivery_counts
 from mailbeacon.store.sql import SqlStore
 
 SETTLE = 5.0  # seconds to wait for transactions already running before judging
@@ -61,7 +61,7 @@ def build(store: SqlStore, name: str | None, *, judge: Judge | None, now: float,
     if judge is not None:
         catch_up(store, judge, now, settle=settle)
     return Report(name, queries.counts(store, cid), engagement.engagement(store, cid),
-                  inbound_store.delivery_counts(store, cid))
+                  delivery_counts(store, cid))
 
 
 def recipients(store: SqlStore, name: str | None) -> Iterator[RecipientLine]:

@@ -29,7 +29,6 @@ from sqlalchemy.engine import Connection
 
 from mailbeacon.core.events import Event
 from mailbeacon.core.matching import SentCopy
-from mailbeacon.store.delivery import delivery_counts as delivery_counts  # for old importers
 from mailbeacon.store.schema import events, inbound, messages
 from mailbeacon.store.sql import SqlStore
 from mailbeacon.store.suppressions import soft_bounces_in, suppress_in
