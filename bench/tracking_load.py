@@ -227,11 +227,17 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited {proc.returncode}:\n{tail(log)}")
+            raise RuntimeError(f"{_program(proc)} exited {proc.returncode}:\n{tail(log)}")
         with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
             return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on {HOST}:{port} after {timeout}s:\n{tail(log)}")
+
+
+def _program(proc: subprocess.Popen[bytes]) -> str:
+    args = proc.args
+    first = args[0] if isinstance(args, list | tuple) else args
+    return os.fsdecode(first)  # type: ignore[arg-type]
 
 
 def tail(log: Path, lines: int = 30) -> str:
@@ -248,7 +254,7 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(grace)
     except subprocess.TimeoutExpired:
-        print(f"{proc.args[0]} still running {grace:g}s after SIGTERM: killed", file=sys.stderr)
+        print(f"{_program(proc)} still running {grace:g}s after SIGTERM: killed", file=sys.stderr)
         kill(proc)
     except KeyboardInterrupt:
         kill(proc)
@@ -471,6 +477,41 @@ def serve_cmd(opts: argparse.Namespace, data_dir: Path, db_url: str, port: int) 
     return cmd
 
 
+@dataclass
+class Drain:
+    """How the judge (its own process in serve) dealt with the flood once it was over."""
+
+    backlog: int  # events not judged yet when the last measured run ended
+    seconds: float  # until the judge's cursor passed the last of them
+
+    @property
+    def rate(self) -> float:
+        return self.backlog / self.seconds if self.seconds > 0 else 0.0
+
+
+def unjudged(store: SqlStore) -> int:
+    """Events past the judge's cursor, in the stream's (tx, id) order."""
+    with store.connect() as conn:
+        cursor = conn.exec_driver_sql(
+            "SELECT last_tx, last_event FROM judge_cursor WHERE name = 'main'").first()
+        tx, last = (int(cursor[0]), int(cursor[1])) if cursor else (-1, 0)
+        return int(conn.exec_driver_sql(
+            "SELECT count(*) FROM events WHERE tx > ? OR (tx = ? AND id > ?)"
+            if store.dialect == "sqlite" else
+            "SELECT count(*) FROM events WHERE tx > %s OR (tx = %s AND id > %s)",
+            (tx, tx, last)).scalar() or 0)
+
+
+def judge_drain(store: SqlStore, timeout: float = 600.0) -> Drain:
+    """Wait for serve's judge to catch up with everything stored; time it."""
+    started = time.monotonic()
+    backlog = left = unjudged(store)
+    while left and time.monotonic() - started < timeout:
+        time.sleep(0.2)
+        left = unjudged(store)
+    return Drain(backlog - left, time.monotonic() - started)
+
+
 def bench_mailbeacon(
     opts: argparse.Namespace, workdir: Path, paths: Paths, scripts: tuple[Path, Path]
 ) -> list[Run]:
@@ -506,6 +547,8 @@ def bench_server(
                 run.stored = settled_count(port, probe, store, kind) - before
                 run.spooling = bool(stats(port, api_key)["spooling"])
                 runs.append(run)
+            if not opts.no_judge:
+                opts.drain = judge_drain(store)
         finally:
             store.close()
     return runs
@@ -664,6 +707,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk", help="binary")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
     opts = p.parse_args(argv)
+    opts.drain = None
     if opts.duration <= 0 or opts.connections < WRK_THREADS or opts.recipients < 1:
         p.error("--duration must be > 0, --connections >= 2 and --recipients >= 1")
     if opts.workers < 1:
@@ -710,6 +754,10 @@ def report(opts: argparse.Namespace, nginx: list[Run], pixel: Run, click: Run) -
     )
     runs = [*nginx, pixel, click]
     print(table(runs, nginx))
+    drain: Drain | None = getattr(opts, "drain", None)
+    if drain is not None:
+        print(f"\njudge (own process): {drain.backlog:,} events not yet judged when the "
+              f"flood ended, judged in {drain.seconds:.1f} s = {drain.rate:,.0f} events/s")
     said = verdict(pixel, click, nginx, opts.connections)
     print("\n" + said)
     if opts.json:
@@ -720,6 +768,7 @@ def report(opts: argparse.Namespace, nginx: list[Run], pixel: Run, click: Run) -
             "load_after": loadavg(),
             "verdict": said,
             "runs": [r.as_json() for r in runs],
+            "judge_drain": asdict(drain) | {"rate": drain.rate} if drain else None,
         }
         opts.json.write_text(json.dumps(doc, indent=2) + "\n")
     return said.startswith("VERDICT: PASS")

@@ -45,9 +45,10 @@ log = logging.getLogger("mailbeacon.server")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # The judge process: lower CPU priority than the hot path, so on a busy machine the
 # answers go first and the judge catches up from what CPU is left.
-JUDGE_NICE = 5
+JUDGE_NICE = 10
 JUDGE_RESTART_SECONDS = 1.0  # wait before starting a judge that died again
-JUDGE_PASS_EVENTS = 2000  # events per pass: one short write transaction each
+JUDGE_PASS_EVENTS = 500  # events per pass: one write transaction each, kept short (SQLite
+# has one writer at a time: the hot path's commits wait behind it)
 
 
 async def serve(config: Config, clock: Clock) -> None:
