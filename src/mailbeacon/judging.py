@@ -296,8 +296,9 @@ def _plan(conn: Connection, judge_: Judge, touched: dict[int, _Touched], now: fl
     plan.existing = set(states)
     rows_of = copies.messages_rows(conn, ids)
     whole: list[int] = []
+    at_hand: dict[int, list[Any]] = {}  # new copies whose every event is in this pass
     fresh = [m for m in ids if m not in states]
-    counts = copies.hit_counts(conn, fresh) if fresh else {}
+    counts = copies.event_counts(conn, fresh) if fresh else {}
     legacy = copies.seen_before(conn, [m for m in fresh if counts[m] > WHOLE_COPY], start)
     for m in ids:
         t = touched[m]
@@ -307,6 +308,8 @@ def _plan(conn: Connection, judge_: Judge, touched: dict[int, _Touched], now: fl
         if state is None:
             if counts[m] <= WHOLE_COPY or m in legacy:
                 whole.append(m)
+                if counts[m] == len(t.rows):
+                    at_hand[m] = t.rows
                 continue
             state = _fresh(m, t.rows)
         elif state.hits + len(t.rows) <= WHOLE_COPY:
@@ -315,7 +318,7 @@ def _plan(conn: Connection, judge_: Judge, touched: dict[int, _Touched], now: fl
         if not _judge_window(conn, judge_, plan, state, rows_of.get(m), t.rows,
                              fresh=m not in states):
             whole.append(m)
-    _judge_whole(conn, judge_, plan, whole, now, rows_of)
+    _judge_whole(conn, judge_, plan, whole, now, rows_of, at_hand)
     plan.states = [_behind(s, touched[s.message].behind) for s in plan.states]
     return plan
 
@@ -336,15 +339,19 @@ def _fresh(message: int, rows: list[Any]) -> CopyState:
 
 
 def _judge_whole(conn: Connection, judge_: Judge, plan: _Plan, ids: list[int], now: float,
-                 rows_of: dict[int, Any] | None = None) -> None:
+                 rows_of: dict[int, Any] | None = None,
+                 at_hand: dict[int, list[Any]] | None = None) -> None:
     """Judge each copy on all its hits and evidence (what the judge always did), and make
-    its state from scratch."""
+    its state from scratch. ``at_hand``: new copies whose every event the pass has read
+    (they have no verdicts yet)."""
     if not ids:
         return
+    at_hand = at_hand or {}
     rows_of = copies.messages_rows(conn, ids) if rows_of is None else rows_of
-    every = copies.all_events(conn, ids)
-    current = copies.current_verdicts(conn, [e.id for m in ids for e in every[m]
+    every = copies.all_events(conn, [m for m in ids if m not in at_hand])
+    current = copies.current_verdicts(conn, [e.id for m in every for e in every[m]
                                              if e.kind in HIT_KINDS])
+    every.update(at_hand)
     for m in ids:
         row, copy_events = rows_of.get(m), every[m]
         hit_rows = {e.id: e for e in copy_events if e.kind in HIT_KINDS}

@@ -147,12 +147,13 @@ def seen_before(conn: Connection, ids: Sequence[int], cursor: stream.Cursor) -> 
     return found
 
 
-def hit_counts(conn: Connection, ids: Sequence[int]) -> dict[int, int]:
-    """How many hits each copy has in the store (copies without state: how to judge them)."""
+def event_counts(conn: Connection, ids: Sequence[int]) -> dict[int, int]:
+    """How many hits and evidence events each copy has in the store (for copies without
+    state: how to judge them, and whether the pass has read them all)."""
     found = dict.fromkeys(ids, 0)
     for chunk in chunks(sorted(ids)):
         for m, n in conn.execute(sa.select(events.c.message, sa.func.count()).where(
-                events.c.message.in_(chunk), events.c.kind.in_(HIT_KINDS))
+                events.c.message.in_(chunk), events.c.kind.in_(HIT_KINDS + EVIDENCE_KINDS))
                 .group_by(events.c.message)):
             found[int(m)] = int(n)
     return found
