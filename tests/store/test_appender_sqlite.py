@@ -43,8 +43,11 @@ def test_a_batch_waiting_for_the_lock_tries_again_every_millisecond(
     pauses: list[float] = []
     real_sleep = time.sleep
 
-    def sleep(seconds: float) -> None:  # the writer thread's pauses between tries
-        pauses.append(seconds)
+    writer = threading.current_thread()
+
+    def sleep(seconds: float) -> None:  # the writer's pauses (not the watchdog thread's)
+        if threading.current_thread() is writer:
+            pauses.append(seconds)
         real_sleep(seconds)
 
     try:
