@@ -74,7 +74,7 @@ JUDGE_EVERY = 0.5  # seconds between passes of a running judge
 WHOLE_COPY = 1000  # a copy with no more hits than this is judged whole
 COPY_CAP = 5000  # new hits of one copy judged per pass; the rest wait for the next passes
 WINDOW = 2500  # hits read on each side of a copy's new hits, at most (> 2 x RUN_BOUND)
-PAGES_PER_PASS = 10  # stream pages one pass reads past a hammered copy's waiting hits
+PAGES_PER_PASS = 20  # stream pages one pass reads past a hammered copy's waiting hits
 DEFERRED_PER_PASS = 20  # hammered copies whose waiting hits one pass takes up
 ANALYZE_ROWS = 20_000  # PostgreSQL: verdict rows written before statistics are refreshed ...
 ANALYZE_EVERY = 60.0  # ... at most this often (seconds)
@@ -191,49 +191,68 @@ def _one_pass(store: SqlStore, judge_: Judge, now: float,
         saved = _saved_cursor(conn)
         start = stream.resolve(conn, saved or stream.START)
         waiting = copies.deferred(conn, DEFERRED_PER_PASS)
-        rows = _read_pages(conn, start, batch, {s.message for s in waiting})
-        if not rows and not waiting:
+        rows, to, read = _read_pages(conn, start, batch, {s.message for s in waiting})
+        if not read and not waiting:
             return 0, False
-        to = stream.of(rows[-1]) if rows else start
         touched = _touch(conn, rows, waiting, to)
         plan = _plan(conn, judge_, touched, now, start, {s.message for s in waiting})
         _judge_anonymous(conn, judge_, plan,
                          [r for r in rows if not r.message and r.kind in HIT_KINDS])
     try:
         with store.engine.begin() as conn:  # write phase: short
-            if rows:
+            if read:
                 _move_cursor(conn, saved, to)
             _write(conn, plan, now)
     except (_LostRace, IntegrityError):  # IntegrityError: two first passes made the cursor
         return None
     _maybe_analyze(store, len(plan.verdicts))
     more = len(waiting) == DEFERRED_PER_PASS  # more copies may be waiting than it took
-    return len(rows), more or any(t.behind is not None for t in touched.values())
+    return read, more or any(t.behind is not None for t in touched.values())
 
 
 def _read_pages(conn: Connection, start: stream.Cursor, batch: int,
-                waiting: set[int]) -> list[Any]:
-    """The stream past ``start``: ``batch`` events, and more pages while most of what was
-    read belongs to hammered copies (a copy with over a quarter of a page, or one already
-    waiting: past COPY_CAP their hits wait for later passes), so the rest of the stream
-    is judged without waiting behind them."""
-    rows = stream.page(conn, start, batch)
+                waiting: set[int]) -> tuple[list[Any], stream.Cursor, int]:
+    """The stream past ``start``: the rows this pass judges, the cursor past what it read,
+    and how many events it read.
+
+    It reads ``batch`` events, and more pages while most of them belong to hammered
+    copies (over a quarter of a page, or already waiting): a copy's events past its
+    first COPY_CAP hits wait for later passes, so they are read here only as ids, and
+    the rest of the stream is judged without waiting behind them.
+    """
+    narrow: list[Any] = []
     per_copy: dict[int, int] = {}
-    for page in range(PAGES_PER_PASS):
-        if page:
-            more = stream.page(conn, stream.of(rows[-1]), batch)
-            rows.extend(more)
-        else:
-            more = rows
-        for r in more:
+    position = start
+    for _ in range(PAGES_PER_PASS):
+        page = list(conn.execute(stream.after(
+            sa.select(events.c.id, events.c.tx, events.c.message, events.c.kind),
+            position, conn.dialect.name, batch)))
+        narrow.extend(page)
+        for r in page:
             per_copy[r.message] = per_copy.get(r.message, 0) + 1
-        if len(more) < batch:
+        if len(page) < batch:
             break
+        position = stream.of(page[-1])
         others = sum(n for m, n in per_copy.items()
                      if m not in waiting and (n <= batch // 4 or not m))
         if others >= batch // 2:
             break
-    return rows
+    if not narrow:
+        return [], start, 0
+    wanted, hits = [], dict[int, int]()
+    for r in narrow:
+        if r.kind not in HIT_KINDS + EVIDENCE_KINDS or r.message in waiting:
+            continue
+        if r.message:  # one hit past COPY_CAP is kept: it tells ``_cap`` to defer the rest
+            if hits.get(r.message, 0) > COPY_CAP:
+                continue
+            hits[r.message] = hits.get(r.message, 0) + (r.kind in HIT_KINDS)
+        wanted.append(r.id)
+    full: dict[int, Any] = {}
+    for chunk in copies.chunks(wanted):
+        full.update((r.id, r) for r in conn.execute(sa.select(events)
+                                                     .where(events.c.id.in_(chunk))))
+    return [full[i] for i in wanted], stream.of(narrow[-1]), len(narrow)
 
 
 def _touch(conn: Connection, rows: list[Any], waiting: list[CopyState],
