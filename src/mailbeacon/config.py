@@ -257,8 +257,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("country-db", "", "A CSV file of IP ranges to countries (DB-IP lite format) for "
             "offline country lookups; empty: the registries' data bundled by iptocc.",
             _optional_file, "FILE"),
-    Setting("judge", "true", "Run the judge (person-vs-machine verdicts) inside serve. Set "
-            "false on tracking-only servers and run `mailbeacon judge --follow` elsewhere.",
+    Setting("judge", "true", "Have serve run the judge (person-vs-machine verdicts) in a "
+            "process of its own beside the tracking server. Set false on tracking-only servers "
+            "and run `mailbeacon judge --follow` elsewhere.",
             _bool, "BOOL"),
     Setting("honeypot", "false", "Add an invisible link to HTML mail; a click on it is a "
             "machine for certain. Off by default: see docs/verdicts.md.", _bool, "BOOL"),
