@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,23 @@ def test_rows_spooled_before_the_key_column_still_replay(store: SqlStore,
     spool.append([_row(1), _keyed(2)])  # ten columns and eleven, in one file
     assert spool.replay(store.appender()) == 2
     assert _agents(store) == ["hit-1", "hit-2"]
+
+
+def test_a_bad_spooled_row_holds_back_none_of_the_good_ones(store: SqlStore,
+                                                             tmp_path: Path) -> None:
+    """The real appender: the bad row's failed transaction must not keep SQLite's write lock
+    while the rows around it are tried one by one (they would all be 'database is locked')."""
+    spool = Spool(tmp_path / "spool")
+    bad = list(_keyed(1))
+    bad[2] = None  # a null campaign: the store refuses this row, not the others
+    spool.append([bad, _keyed(2), _keyed(3)])
+    append = store.appender()
+    started = time.monotonic()
+    try:
+        assert spool.replay(append) == 3
+    finally:
+        append.close()
+    assert time.monotonic() - started < 2  # no wait on a lock we hold ourselves
+    assert _agents(store) == ["hit-2", "hit-3"]
+    [rejected] = list((tmp_path / "spool").glob("rejected-*.jsonl"))
+    assert [json.loads(line)["row"][8] for line in rejected.read_text().splitlines()] == ["hit-1"]

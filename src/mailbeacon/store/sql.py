@@ -262,6 +262,7 @@ class Appender:
         self._multi_sql: dict[int, str] = {}
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> None:
+        cursor: Any = None
         try:
             if self._conn is None:
                 self._conn = self.engine.raw_connection()
@@ -283,10 +284,20 @@ class Appender:
             cursor.close()
             self._conn.commit()
         except Exception:
-            self.close()
+            self._abandon(cursor)
             raise
         finally:
             self._busy = None
+
+    def _abandon(self, cursor: Any) -> None:
+        """After a failed batch: end its transaction before dropping the connection, so
+        SQLite's write lock is free now, not when the collector reaches the connection
+        (a traceback still held up the stack keeps it alive)."""
+        for step in (getattr(cursor, "close", None), getattr(self._conn, "rollback", None)):
+            if step is not None:
+                with contextlib.suppress(Exception):
+                    step()
+        self.close()
 
     def _insert_sqlite(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> None:
         """Many rows per INSERT (``VALUES (...), (...)``): one statement step, so the writer

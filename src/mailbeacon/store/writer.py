@@ -77,9 +77,9 @@ class Spool:
             rows = self._read(path)
             for first in range(0, len(rows), REPLAY_BATCH):
                 chunk = rows[first:first + REPLAY_BATCH]
-                try:
-                    append(chunk)
-                except Exception:
+                if not _appended(append, chunk):
+                    # Outside the ``except``: a live traceback holds the failed cursor,
+                    # and with it (SQLite) the write lock the rows one by one need.
                     self._one_by_one(chunk, append)
             path.unlink()
             moved += len(rows)
@@ -123,6 +123,15 @@ class Spool:
                       self.directory / "rejected-*.jsonl")
             _append_synced(self.directory / f"rejected-{os.getpid()}.jsonl",
                            "".join(json.dumps(r) + "\n" for r in refused).encode("utf-8"))
+
+
+def _appended(append: Appender, rows: list[Any]) -> bool:
+    """Whether the store took ``rows`` in one transaction."""
+    try:
+        append(rows)
+    except Exception:
+        return False
+    return True
 
 
 def _parse_row(line: bytes) -> list[Any] | None:
