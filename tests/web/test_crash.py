@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -102,3 +104,20 @@ def _listeners(port: int) -> int:
 def _alive(pids: list[int]) -> bool:
     return any(Path(f"/proc/{p}").exists() and "zombie" not in
                Path(f"/proc/{p}/status").read_text(errors="replace").lower() for p in pids)
+
+
+def test_a_killed_worker_stops_serve_with_a_failure_status(tmp_path: Path) -> None:
+    """A supervisor's Restart=on-failure restarts only what exits non-zero."""
+    server = ServerProcess(tmp_path / "data", f"sqlite:///{tmp_path / 'm.db'}",
+                           "--workers", "2", "--judge", "false").start()
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _listeners(server.port) < 2:
+        time.sleep(0.1)
+    [worker] = [int(p) for p in children.read_text().split()  # (not the resource tracker)
+                if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    os.kill(worker, signal.SIGKILL)
+    assert server.proc.wait(30) == 1, server.output()
+    assert ("mailbeacon: error: mailbeacon-worker-2 exited (status -9)"
+            in server.output()), server.output()

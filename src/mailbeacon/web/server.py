@@ -31,7 +31,7 @@ from typing import Any
 from mailbeacon import keys
 from mailbeacon.clock import Clock
 from mailbeacon.config import Config
-from mailbeacon.errors import ConfigError
+from mailbeacon.errors import ConfigError, MailbeaconError
 from mailbeacon.inbound.service import start_inbound
 from mailbeacon.judging import JUDGE_EVERY, Judge, catch_up
 from mailbeacon.listening import bound
@@ -49,6 +49,11 @@ JUDGE_NICE = 10
 JUDGE_RESTART_SECONDS = 1.0  # wait before starting a judge that died again
 JUDGE_PASS_EVENTS = 500  # events per pass: one write transaction each, kept short (SQLite
 # has one writer at a time: the hot path's commits wait behind it)
+
+
+class WorkerGone(MailbeaconError):
+    """A worker exited on its own: serve stops and exits non-zero, so a supervisor
+    (``Restart=on-failure``) starts it again."""
 
 
 async def serve(config: Config, clock: Clock) -> None:
@@ -71,7 +76,13 @@ async def serve(config: Config, clock: Clock) -> None:
     judge = JudgeProcess(config, clock) if config.judge else None
     if judge is not None:
         judge.start()
-    workers = _start_workers(config, clock, server.signal_handler_interrupt)
+    gone: list[str] = []  # the worker whose exit stopped us, if one did
+
+    def worker_gone(why: str) -> None:
+        gone.append(why)
+        server.signal_handler_interrupt()
+
+    workers = _start_workers(config, clock, worker_gone)
     _stop_on_signals(server)
     host, port = config.http
     print(f"mailbeacon: tracking at {config.public_url} (listening on http://{host}:{port}, "
@@ -89,6 +100,8 @@ async def serve(config: Config, clock: Clock) -> None:
         await committer.stop()
         store.close()
         print("mailbeacon: stopped", file=sys.stderr, flush=True)
+    if gone:
+        raise WorkerGone(gone[0])
 
 
 async def serve_hits(config: Config, clock: Clock, worker: int) -> None:
@@ -168,8 +181,10 @@ def _stop_on_signals(server: Listener) -> None:
 
 # -- the other workers ---------------------------------------------------------------------
 
-def _start_workers(config: Config, clock: Clock, on_exit: Callable[[], None]) -> list[BaseProcess]:
-    """Start workers 2..N; when one exits on its own, ``on_exit`` stops this server too."""
+def _start_workers(config: Config, clock: Clock,
+                   on_exit: Callable[[str], None]) -> list[BaseProcess]:
+    """Start workers 2..N; when one exits on its own, ``on_exit(why)`` stops this server
+    too."""
     if config.workers > 1 and not sys.platform.startswith("linux"):
         raise ConfigError("--workers above 1 needs Linux (SO_REUSEPORT and PR_SET_PDEATHSIG)")
     spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no threads, no loop
@@ -189,13 +204,13 @@ def _start_workers(config: Config, clock: Clock, on_exit: Callable[[], None]) ->
 
 
 def _worker_gone(loop: asyncio.AbstractEventLoop, process: BaseProcess,
-                 on_exit: Callable[[], None]) -> None:
+                 on_exit: Callable[[str], None]) -> None:
     loop.remove_reader(process.sentinel)
     process.join(0)
-    log.error("%s exited (status %s): stopping the server", process.name, process.exitcode)
-    print(f"mailbeacon: {process.name} exited (status {process.exitcode}); stopping",
-          file=sys.stderr, flush=True)
-    on_exit()
+    why = f"{process.name} exited (status {process.exitcode})"
+    log.error("%s: stopping the server", why)
+    print(f"mailbeacon: {why}; stopping", file=sys.stderr, flush=True)
+    on_exit(why)
 
 
 def _stop_workers(workers: list[BaseProcess], grace: float = 30.0) -> None:
