@@ -206,7 +206,7 @@ def _start_workers(config: Config, clock: Clock,
 def _worker_gone(loop: asyncio.AbstractEventLoop, process: BaseProcess,
                  on_exit: Callable[[str], None]) -> None:
     loop.remove_reader(process.sentinel)
-    process.join(0)
+    process.join(1.0)  # (its pipe closes a moment before the kernel can reap it)
     why = f"{process.name} exited (status {process.exitcode})"
     log.error("%s: stopping the server", why)
     print(f"mailbeacon: {why}; stopping", file=sys.stderr, flush=True)
