@@ -292,3 +292,36 @@ def test_serve_on_a_busy_port_says_which_and_exits(tmp_path: Path, taken: str) -
         f"mailbeacon: error: cannot listen on 127.0.0.1:{busy}: address already in use\n")
     assert "tracking at" not in done.stderr and "Traceback" not in done.stderr
     assert "stopped" not in done.stderr
+
+
+def _serve_fails(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailbeacon", "serve", "--data-dir", str(tmp_path / "d2"),
+         "--db", f"sqlite:///{tmp_path / 'mb2.db'}", "--bounce-domain", "b.example",
+         "--inbound-smtp", f"127.0.0.1:{free_port()}", *args],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAILBEACON_")})
+
+
+def test_a_second_multi_worker_serve_on_a_taken_port_fails(tmp_path: Path) -> None:
+    """SO_REUSEPORT would let it bind beside the first and split the hits between stores."""
+    with ServerProcess(tmp_path / "d", f"sqlite:///{tmp_path / 'mb.db'}", "--workers", "2",
+                       "--judge", "false") as first:
+        done = _serve_fails(tmp_path, "--workers", "2", "--judge", "false",
+                            "--http", f"127.0.0.1:{first.port}")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.endswith(f"mailbeacon: error: cannot listen on 127.0.0.1:{first.port}: "
+                                "address already in use\n"), done.stderr
+    assert "tracking at" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("address", "reason"), [
+    ("999.1.1.1:8080", "not an address this machine has (name or service not known)"),
+    ("192.0.2.77:8080", "not an address this machine has"),  # TEST-NET: nobody's here
+])
+def test_an_address_this_machine_has_not_is_said_plainly(tmp_path: Path, address: str,
+                                                         reason: str) -> None:
+    done = _serve_fails(tmp_path, "--http", address)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.endswith(f"mailbeacon: error: cannot listen on {address}: {reason}\n"), \
+        done.stderr

@@ -34,7 +34,7 @@ from mailbeacon.config import Config
 from mailbeacon.errors import ConfigError, MailbeaconError
 from mailbeacon.inbound.service import start_inbound
 from mailbeacon.judging import JUDGE_EVERY, Judge, catch_up
-from mailbeacon.listening import bound
+from mailbeacon.listening import bound, nobody_holds
 from mailbeacon.store.sql import SqlStore, open_store
 from mailbeacon.store.writer import GroupCommitter, Spool
 from mailbeacon.web import http1
@@ -148,15 +148,19 @@ class Listener:
         self.stopping = asyncio.Event()
         self.listening: asyncio.AbstractServer | None = None
 
-    async def bind(self) -> None:
-        """Listen on --http; ConfigError (naming the address) when it cannot be bound."""
+    async def bind(self, *, first: bool = True) -> None:
+        """Listen on --http; ConfigError (naming the address) when it cannot be bound.
+        ``first``: the first process checks that nobody holds the port, SO_REUSEPORT
+        or not; the other workers then join it."""
         host, port = self.server.address
+        if first and self.reuse_port:
+            nobody_holds(host, port)
         self.listening = await bound(http1.listen(self.server, reuse_port=self.reuse_port),
                                      host, port)
 
     async def serve(self) -> None:
-        if self.listening is None:
-            await self.bind()
+        if self.listening is None:  # a worker: the first process is already listening
+            await self.bind(first=False)
         try:
             await self.stopping.wait()
         finally:
