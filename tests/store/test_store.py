@@ -40,6 +40,32 @@ def test_old_database_is_upgraded(store_url: str) -> None:
     upgraded.close()
 
 
+def test_a_store_judged_before_rollups_reports_the_same_after_the_upgrade(
+        store_url: str) -> None:
+    """Verdicts written before migration 0008 are counted into the rollups by the upgrade."""
+    engine = sa.create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
+    legacy = SqlStore(engine)
+    legacy.migrate(NOW, upto=[n for n, _ in schema.MIGRATIONS].index("0008_rollups"))
+    campaign = legacy.campaign("spring", NOW)
+    [copy] = legacy.add_messages([NewMessage(campaign, "a@example.com", "b@example.org",
+                                             "Hi", "identified")], NOW)
+    legacy.appender()([_hit("open", campaign, copy), _hit("open", campaign, copy),
+                       _hit("click", campaign, copy, 1, "https://a.example/")])
+    with engine.begin() as conn:  # sent, and judged as the judge of that version left it
+        conn.execute(schema.messages.update().values(status="sent", sent_at=NOW))
+        ids = list(conn.scalars(sa.select(schema.events.c.id).order_by(schema.events.c.id)))
+        conn.execute(schema.verdicts.insert(), [
+            {"event": e, "message": copy, "verdict": "human", "confidence": 0.8,
+             "reasons": "[]", "judged_at": NOW, "current": True} for e in ids])
+    legacy.close()
+    upgraded = open_store(store_url, now=NOW)
+    try:
+        counts = queries.counts(upgraded, campaign)
+        assert (counts.opens, counts.clicks, counts.unique_opens) == (2, 1, 1)
+    finally:
+        upgraded.close()
+
+
 def test_campaign_is_get_or_create(store: SqlStore) -> None:
     first = store.campaign("spring", NOW)
     assert store.campaign("spring", NOW) == first

@@ -35,6 +35,7 @@ from mailbeacon.store import schema
 from mailbeacon.store.schema import attachments, campaigns, events, messages
 
 S = schema
+ROLLUPS_MIGRATION = "0008_rollups"
 log = logging.getLogger("mailbeacon.store")
 
 # A PostgreSQL that accepts TCP and never answers must not hang a writer: each bound
@@ -130,7 +131,20 @@ class SqlStore:
                     step.run(conn, md)
                 conn.execute(S.migrations_table.insert().values(name=name, applied_at=now))
             done.append(name)
+        if ROLLUPS_MIGRATION in done:
+            self._count_what_was_judged()
         return done
+
+    def _count_what_was_judged(self) -> None:
+        """A store judged before rollups existed: count its verdicts into them once, so
+        reports after the upgrade show the same figures as before (``mailbeacon rebuild``
+        does the same by hand)."""
+        with self.engine.connect() as conn:
+            judged = conn.scalar(sa.select(S.verdicts.c.id).limit(1))
+        if judged is not None:
+            from mailbeacon.store import rollups  # the rollups read the schema this built
+
+            rollups.rebuild(self.engine)
 
     def check_schema(self) -> None:
         missing = [n for n, _ in S.MIGRATIONS if n not in set(self.applied_migrations())]
