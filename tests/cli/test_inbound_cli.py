@@ -51,6 +51,7 @@ def test_import_quarantine_and_rematch(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_suppression_list_edits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = ["--data-dir", str(tmp_path)]
+    assert run(capsys, "migrate", *d)[0] == 0  # editing the list never creates a store
     assert run(capsys, "suppress", "add", "Ann@Example.org", "--reason", "asked", *d)[0] == 0
     _, out = run(capsys, "suppress", "list", "--json", *d)
     [row] = [json.loads(line) for line in out.splitlines()]

@@ -58,14 +58,16 @@ def _cli_report(server: ServerProcess, *args: str) -> subprocess.CompletedProces
 
 
 def test_the_cli_and_the_api_give_the_same_report(server: ServerProcess) -> None:
+    """``report`` judges first; ``/api/report`` reads the rollups the judge keeps, so once
+    judged (here by the CLI) both give the same figures."""
     _campaign(server.db_url)
     headers = api_headers(server.db_url)
     for params, args in (({"campaign": "spring"}, ("--campaign", "spring")), ({}, ())):
+        cli = _cli_report(server, *args)
+        assert cli.returncode == 0, cli.stderr
         api = httpx.get(f"{server.url}/api/report", params=params, headers=headers,
                         timeout=60)
         assert api.status_code == 200, api.text
-        cli = _cli_report(server, *args)
-        assert cli.returncode == 0, cli.stderr
         assert json.loads(cli.stdout) == api.json()
     body = api.json()
     assert (body["opens"], body["anonymous_opens"], body["unique_opens"]) == (3, 1, 2)
@@ -74,6 +76,29 @@ def test_the_cli_and_the_api_give_the_same_report(server: ServerProcess) -> None
         1, 1, 1)
     assert human["human_links"] == [{"url": "https://e.example/offer", "clicks": 1,
                                      "human_clicks": 1, "unique_human_clicks": 1}]
+
+
+def test_the_api_reads_what_the_judge_kept_and_never_judges(tmp_path: Path,
+                                                          store_url: str) -> None:
+    """With ``serve --judge false`` nothing judges inside ``serve``: ``/api/report`` shows
+    no hit until ``mailbeacon judge`` has run, then the same figures as ``report``."""
+    with ServerProcess(tmp_path / "data", store_url, "--judge", "false") as server:
+        _campaign(server.db_url)
+        headers = api_headers(server.db_url)
+
+        def api() -> dict[str, object]:
+            answer = httpx.get(f"{server.url}/api/report", headers=headers, timeout=60)
+            assert answer.status_code == 200, answer.text
+            body: dict[str, object] = answer.json()
+            return body
+
+        assert (api()["opens"], api()["recipients"]) == (0, 3)  # not judged: not counted
+        judged = subprocess.run([sys.executable, "-m", "mailbeacon", "judge", "--data-dir",
+                                 str(server.data_dir), "--db", server.db_url],
+                                capture_output=True, text=True, timeout=120)
+        assert judged.returncode == 0, judged.stderr
+        assert api()["opens"] == 3
+        assert json.loads(_cli_report(server).stdout) == api()
 
 
 def test_an_unknown_campaign_is_a_404_and_a_one_line_error(server: ServerProcess) -> None:

@@ -21,6 +21,7 @@ from mailbeacon.core.metrics import (
 from mailbeacon.core.verdicts import ELSEWHERE, SenderProfile, Verdict, client_of, country
 from mailbeacon.core.verdicts.model import Hit
 from mailbeacon.judging import Judge, catch_up, rejudge_all
+from mailbeacon.services import reporting
 from mailbeacon.store import engagement, queries, rollups
 from mailbeacon.store.schema import events, messages, verdicts
 from mailbeacon.store.sql import NewMessage, SqlStore
@@ -50,15 +51,19 @@ steps = st.one_of(
 )
 
 
-def _copies(store: SqlStore, name: str) -> tuple[int, list[int]]:
+def _copies(store: SqlStore, name: str,
+            statuses: tuple[str, ...] = ("sent",) * 3) -> tuple[int, list[int]]:
+    """Three copies, with what the relay said of each (a refused copy's pixel can still
+    be fetched: a forward of the token, a forgery)."""
     c = store.campaign(name, T0)
     ids = store.add_messages([NewMessage(c, "me@example.com", f"r{i}@example.net", "s",
                                          "identified") for i in range(3)], T0)
     for m in ids:
         store.set_prepared(m, f"<{m}.{name}@example.com>", list(URLS))
     with store.engine.begin() as conn:
-        conn.execute(messages.update().where(messages.c.id.in_(ids)).values(
-            status="sent", sent_at=T0))
+        for m, status in zip(ids, statuses, strict=True):
+            conn.execute(messages.update().where(messages.c.id == m).values(
+                status=status, sent_at=T0))
     return c, ids
 
 
@@ -84,10 +89,13 @@ def _run(store: SqlStore, c: int, ids: list[int], plan: list[Any]) -> None:
 
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(plan=st.lists(steps, min_size=1, max_size=8))
+@given(plan=st.lists(steps, min_size=1, max_size=8),
+       statuses=st.tuples(*[st.sampled_from(("sent", "sent", "bounced", "deferred",
+                                              "queued"))] * 3))
 def test_incremental_rollups_equal_a_rebuild_and_the_old_figures(
-        store: SqlStore, plan: list[Any]) -> None:
-    c, ids = _copies(store, f"c{store.count_events()}")
+        store: SqlStore, plan: list[Any], statuses: tuple[str, ...]) -> None:
+    name = f"c{store.count_events()}"
+    c, ids = _copies(store, name, statuses)
     _run(store, c, ids, plan)
     with store.connect() as conn:
         incremental = rollups.snapshot(conn)
@@ -98,6 +106,17 @@ def test_incremental_rollups_equal_a_rebuild_and_the_old_figures(
         assert queries.counts(store, scope) == _old_counts(store, scope)
         assert engagement.engagement(store, scope) == _old_engagement(store, scope)
         assert _hourly_total(store, scope) == _judged_hits(store, scope)
+        assert_rates_are_rates(store, None if scope is None else name)
+
+
+def assert_rates_are_rates(store: SqlStore, name: str | None) -> None:
+    """Every rate of the report (raw and human), as ``report --json`` prints it, is in
+    [0, 1] or null: each numerator counts only copies its denominator counts."""
+    body = reporting.build(store, name, judge=False, now=T0).as_json()
+    found = {k: v for k, v in body.items() if k.endswith("_rate")}
+    found |= {f"human.{k}": v for k, v in body["human"].items() if k.endswith("_rate")}
+    assert len(found) == 6
+    assert all(v is None or 0.0 <= v <= 1.0 for v in found.values()), found
 
 
 def test_rebuild_reads_in_chunks_and_replaces_what_was_there(store: SqlStore) -> None:
@@ -153,8 +172,10 @@ def _old_counts(store: SqlStore, scope: int | None) -> queries.Counts:
         rows = conn.execute(_scoped(sa.select(events.c.kind, events.c.message, events.c.url)
                                     .where(events.c.kind.in_(("open", "click", "download"))),
                                     scope)).all()
+        accepted = set(conn.scalars(sa.select(messages.c.id)
+                                    .where(messages.c.status == "sent")))
     raw = Counter((r.kind, r.message == 0) for r in rows)
-    opened = {r.message for r in rows if r.kind in ("open", "click") and r.message}
+    opened = {r.message for r in rows if r.kind in ("open", "click") and r.message in accepted}
     clicked = [r for r in rows if r.kind == "click"]
     per_url: dict[str, list[int]] = {}
     for r in clicked:
@@ -164,7 +185,8 @@ def _old_counts(store: SqlStore, scope: int | None) -> queries.Counts:
         bounced=by_status.get("bounced", 0), deferred=by_status.get("deferred", 0),
         queued=by_status.get("queued", 0),
         opens=raw[("open", False)] + raw[("open", True)], unique_opens=len(opened),
-        clicks=len(clicked), unique_clicks=len({r.message for r in clicked if r.message}),
+        clicks=len(clicked),
+        unique_clicks=len({r.message for r in clicked if r.message in accepted}),
         downloads=raw[("download", False)] + raw[("download", True)],
         anonymous_opens=raw[("open", True)], anonymous_clicks=raw[("click", True)],
         links=tuple(sorted((LinkStats(u, len(ms), len({m for m in ms if m}))

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from mailbeacon.cli.common import existing_store, store_for
+from mailbeacon.cli.common import existing_store, whole_number
 from mailbeacon.cli.table import render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
@@ -28,12 +28,12 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
     q.add_argument("--json", action="store_true", help="one JSON object per key")
     q.set_defaults(run=run_list)
     q = verbs.add_parser("revoke", parents=[parent], help="stop a key working")
-    q.add_argument("id", type=int, help="the key's id, from `apikey list`")
+    q.add_argument("id", type=whole_number, help="the key's id, from `apikey list`")
     q.set_defaults(run=run_revoke)
 
 
 def run_create(args: argparse.Namespace, config: Config) -> int:
-    key, secret = api_keys.create(store_for(config), args.name, SystemClock().now())
+    key, secret = api_keys.create(existing_store(config), args.name, SystemClock().now())
     if args.json:
         print(json.dumps({"id": key.id, "name": key.name, "key": secret}))
     else:
@@ -59,6 +59,6 @@ def run_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_revoke(args: argparse.Namespace, config: Config) -> int:
-    key = api_keys.revoke(store_for(config), args.id, SystemClock().now())
+    key = api_keys.revoke(existing_store(config), args.id, SystemClock().now())
     print(f"API key {key.id} ({key.name}) is revoked")
     return 0

@@ -6,11 +6,10 @@ import argparse
 import json
 from typing import Any
 
-from mailbeacon.cli.common import existing_store
+from mailbeacon.cli.common import existing_store, whole_number
 from mailbeacon.cli.table import render
 from mailbeacon.clock import iso
 from mailbeacon.config import Config
-from mailbeacon.errors import MailbeaconError
 from mailbeacon.services import events
 from mailbeacon.services.events import EventView
 
@@ -23,14 +22,13 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     p.add_argument("--campaign", metavar="NAME")
-    p.add_argument("--limit", type=int, default=50, help="how many recent events (default 50)")
+    p.add_argument("--limit", type=whole_number, default=50,
+                   help="how many recent events (default 50)")
     p.add_argument("--interval", type=float, default=1.0, help="--follow poll seconds")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    if args.limit <= 0:
-        raise MailbeaconError("--limit must be above 0")
     store = existing_store(config)
     cid = events.campaign_id(store, args.campaign or None)
     page = events.recent(store, limit=args.limit, campaign=cid)

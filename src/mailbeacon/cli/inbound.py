@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbeacon import keys
-from mailbeacon.cli.common import existing_store, store_for
+from mailbeacon.cli.common import existing_store, store_for, whole_number
 from mailbeacon.cli.table import percent, printable, render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
@@ -43,7 +43,8 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
     q.set_defaults(run=run_import)
     q = verbs.add_parser("quarantine", parents=[parent], help="what matched nothing")
     q.add_argument("action", nargs="?", choices=("list", "rematch", "show"), default="list")
-    q.add_argument("ids", nargs="*", type=int, metavar="ID", help="rematch/show only these")
+    q.add_argument("ids", nargs="*", type=whole_number, metavar="ID",
+                   help="rematch/show only these")
     q.add_argument("--json", action="store_true")
     q.set_defaults(run=run_quarantine)
     q = verbs.add_parser("poll", parents=[parent], help="run the IMAP poller (--imap) here")
@@ -65,8 +66,10 @@ def run_parse(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def pipeline_for(config: Config) -> Pipeline:
-    return inbound.pipeline(config, store_for(config), keys.load_or_create(config.data_path),
+def pipeline_for(config: Config, *, create: bool = True) -> Pipeline:
+    """``create``: import and poll record what comes in, and may create the store."""
+    store = store_for(config) if create else existing_store(config)
+    return inbound.pipeline(config, store, keys.load_or_create(config.data_path),
                             SystemClock())
 
 
@@ -88,7 +91,7 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
 
 def run_quarantine(args: argparse.Namespace, config: Config) -> int:
     if args.action == "rematch":
-        outcomes = inbound.rematch(pipeline_for(config), args.ids)
+        outcomes = inbound.rematch(pipeline_for(config, create=False), args.ids)
         _show([(str(o.inbound), o) for o in outcomes], args.json)
         return 0
     rows = inbound.quarantined(existing_store(config), args.ids)

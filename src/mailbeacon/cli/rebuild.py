@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from mailbeacon.cli.common import store_for
+from mailbeacon.cli.common import existing_store
 from mailbeacon.config import Config
 from mailbeacon.core.verdicts import load_country_db
 from mailbeacon.store import rollups
@@ -24,7 +24,7 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    store = store_for(config)
+    store = existing_store(config)
     geo = load_country_db(config.country_db) if config.country_db else None
     started = time.monotonic()
     hits = rollups.rebuild(store.engine, country_db=geo)

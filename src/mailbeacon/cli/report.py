@@ -15,8 +15,11 @@ from mailbeacon.cli.table import percent, printable, render
 from mailbeacon.clock import SystemClock
 from mailbeacon.config import Config
 from mailbeacon.core.metrics import Counts, Engagement, RecipientLine, human_rates, rates
-from mailbeacon.judging import Judge
 from mailbeacon.services import reporting
+
+# What the client, device and country tables count: hits judged human or unknown
+# (core.metrics.BREAKDOWN_VERDICTS), not hits proven to be a person's (docs/verdicts.md).
+BREAKDOWN_HEADING = "hits (human or unknown verdict)"
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -36,7 +39,7 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     store = existing_store(config)
-    found = reporting.build(store, args.campaign, judge=Judge.from_config(config),
+    found = reporting.build(store, args.campaign, judge=True, config=config,
                             now=SystemClock().now())  # as of now
     lines = reporting.recipients(store, args.campaign) if args.recipients else None
     if args.json:
@@ -121,4 +124,4 @@ def _breakdowns(e: Engagement) -> None:
         if table:
             print()
             rows = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
-            print(render([title, "hits by people"], rows))
+            print(render([title, BREAKDOWN_HEADING], rows))

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from mailbeacon.cli.common import existing_store, store_for
+from mailbeacon.cli.common import existing_store
 from mailbeacon.cli.table import render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
@@ -48,10 +48,10 @@ def run_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_add(args: argparse.Namespace, config: Config) -> int:
-    suppressions.add(store_for(config), args.addresses, args.reason, SystemClock().now())
+    suppressions.add(existing_store(config), args.addresses, args.reason, SystemClock().now())
     return 0
 
 
 def run_remove(args: argparse.Namespace, config: Config) -> int:
-    suppressions.remove(store_for(config), args.addresses)
+    suppressions.remove(existing_store(config), args.addresses)
     return 0

@@ -2,9 +2,10 @@
 
 Definitions (also in docs/events.md):
 - ``sent``: copies the relay accepted; the denominator of every rate.
-- ``opens``: pixel fetches, every one; ``unique_opens``: recipient copies with
-  at least one open *or click* (a click proves the message was opened, even
-  with images blocked).
+- ``opens``: pixel fetches, every one; ``unique_opens``: copies the relay
+  accepted with at least one open *or click* (a click proves the message was
+  opened, even with images blocked). A refused copy's hits stay in the totals
+  only, so that every rate's numerator is part of its denominator.
 - ``clicks`` / ``unique_clicks``: the same for tracked links (honeypot hits
   are never clicks).
 - open rate = unique_opens / sent; click rate = unique_clicks / sent;
@@ -173,7 +174,8 @@ class Engagement:
     self_clicks: int = 0
     unknown_clicks: int = 0
     human_links: tuple[HumanLink, ...] = ()
-    clients: dict[str, int] = field(default_factory=dict)  # family -> hits by people
+    # family -> hits judged human or unknown (BREAKDOWN_VERDICTS), not only people's
+    clients: dict[str, int] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
     countries: dict[str, int] = field(default_factory=dict)
 

@@ -58,7 +58,9 @@ class SourcePolicy(_EmailPolicy):
 
 
 POLICY = SourcePolicy(refold_source="none", cte_type="8bit", linesep="\r\n")
-MAX_DEPTH = 50  # multiparts inside multiparts; real mail uses 3 or 4
+MAX_DEPTH = 50  # parts and attached messages inside each other; real mail uses 3 or 4
+_TOO_DEEP = (f"malformed MIME: parts and attached messages nested deeper than {MAX_DEPTH} "
+             "levels (the nesting limit)")
 MAX_LINE_BYTES = 998  # RFC 5322 2.1.1, without the CRLF
 
 _FATAL_DEFECTS: dict[type[email_errors.MessageDefect], str] = {
@@ -74,15 +76,18 @@ _FATAL_DEFECTS: dict[type[email_errors.MessageDefect], str] = {
 
 def parse(source: bytes) -> EmailMessage:
     """Parse and reject what we cannot send correctly, naming the problem."""
-    msg = BytesParser(policy=POLICY).parsebytes(source)
+    try:
+        msg = BytesParser(policy=POLICY).parsebytes(source)
+    except RecursionError:  # the stdlib parser recurses once per attached message
+        raise MimeError(_TOO_DEEP) from None
     if not msg.keys():
         raise MimeError("not an email message: it does not begin with headers")
     if not str(msg.get("From", "")).strip():
         raise MimeError("the message has no From header")
-    for part, depth in _walk_depth(msg):
+    if _nesting(msg) > MAX_DEPTH:  # the generator recurses too: flatten() would crash
+        raise MimeError(_TOO_DEEP)
+    for part, _depth in _walk_depth(msg):
         kind = part.get_content_type()
-        if depth > MAX_DEPTH:
-            raise MimeError(f"malformed MIME: parts nested deeper than {MAX_DEPTH} levels")
         for defect in part.defects:
             problem = _FATAL_DEFECTS.get(type(defect))
             if problem is not None:
@@ -90,6 +95,18 @@ def parse(source: bytes) -> EmailMessage:
         if part.get_content_maintype() == "multipart" and not part.get_boundary():
             raise MimeError(f"malformed MIME: a {kind} part has an empty boundary")
     return msg
+
+
+def _nesting(msg: EmailMessage) -> int:
+    """How deep parts nest, into attached messages (message/rfc822) too; iterative."""
+    deepest, stack = 0, [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        deepest = max(deepest, depth)
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((p, depth + 1) for p in payload if isinstance(p, EmailMessage))
+    return deepest
 
 
 def walk(part: EmailMessage) -> Iterator[EmailMessage]:

@@ -70,6 +70,8 @@ def follow(store: SqlStore, after: Cursor, *, campaign: int | None = None,
 
 def timeline(store: SqlStore, address: str) -> list[EventView]:
     """Every event of every copy sent to ``address``, oldest first."""
+    if not address.strip():
+        raise MailbeaconError("no address given: name the recipient whose timeline to show")
     return queries.timeline(store, address)
 
 

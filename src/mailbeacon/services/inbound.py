@@ -89,12 +89,11 @@ def import_path(into: Pipeline, path: Path) -> list[tuple[str, Outcome]]:
 
 def quarantined(store: SqlStore, ids: Sequence[int] = ()) -> list[InboundRow]:
     """The quarantine (what matched nothing, with the reason), or only ``ids`` of it."""
-    rows = db.listing(store, "quarantined")
     if not ids:
-        return rows
-    wanted = set(ids)
-    rows = [r for r in rows if r.id in wanted]
-    missing = sorted(wanted - {r.id for r in rows})
+        return db.listing(store, "quarantined")
+    found = {i: db.get(store, i) for i in sorted(set(ids))}  # by id: past any listing limit
+    rows = [r for r in found.values() if r is not None and r.status == "quarantined"]
+    missing = sorted(set(found) - {r.id for r in rows})
     if missing:
         raise MailbeaconError(f"no quarantined message {', '.join(map(str, missing))} "
                               "(see `mailbeacon inbound quarantine list`)")
@@ -102,7 +101,10 @@ def quarantined(store: SqlStore, ids: Sequence[int] = ()) -> list[InboundRow]:
 
 
 def rematch(into: Pipeline, ids: Sequence[int] = ()) -> list[Outcome]:
-    """Match quarantined messages again (all, or ``ids``): after a fix, or a late send."""
+    """Match quarantined messages again (all, or ``ids``): after a fix, or a late send.
+    An id that is not in the quarantine is an error, before anything is matched."""
+    if ids:
+        quarantined(into.store, ids)
     return into.rematch(list(ids) or None)
 
 

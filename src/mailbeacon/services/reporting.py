@@ -1,10 +1,12 @@
 """The campaign report: the one implementation ``mailbeacon report`` and ``/api/report``
 (and later the dashboard) call, so they cannot disagree.
 
-A report first brings the verdicts up to date (a judge pass over whatever arrived
-since the last one, waiting a moment for transactions already running), then reads
-the rollups the judge keeps (``store.rollups``) and an indexed count of the
-campaign's copies: its cost does not grow with the number of hits.
+A report reads the rollups the judge keeps (``store.rollups``) and an indexed count of
+the campaign's copies: its cost does not grow with the number of hits. ``build(judge=True)``
+(``mailbeacon report``: figures as of now) first brings the verdicts up to date, a judge
+pass over whatever arrived since the last one, waiting a moment for transactions already
+running; ``judge=False`` (``/api/report``, inside ``serve`` whose judge runs in its own
+process) reads the rollups as that judge process left them.
 """
 
 from __future__ import annotations
@@ -13,20 +15,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mailbeacon.config import Config
 from mailbeacon.core import delivery
 from mailbeacon.core.delivery import DeliveryCounts
 from mailbeacon.core.metrics import Counts, Engagement, RecipientLine, engagement_report, report
-from mailbeacon.errors import MailbeaconError
 from mailbeacon.judging import Judge, catch_up
+from mailbeacon.services.campaigns import UnknownCampaign, campaign_id
 from mailbeacon.store import engagement, queries
 from mailbeacon.store.delivery import delivery_counts
 from mailbeacon.store.sql import SqlStore
 
 SETTLE = 5.0  # seconds to wait for transactions already running before judging
 
-
-class UnknownCampaign(MailbeaconError):
-    """The report names a campaign the store does not have."""
+__all__ = ["SETTLE", "Report", "UnknownCampaign", "build", "campaign_id", "recipients"]
 
 
 @dataclass(frozen=True)
@@ -44,22 +45,18 @@ class Report:
         return body
 
 
-def campaign_id(store: SqlStore, name: str | None) -> int | None:
-    if name is None:
-        return None
-    try:
-        return queries.campaign_id(store, name)
-    except queries.UnknownCampaign:
-        raise UnknownCampaign(f"no campaign named {name!r}") from None
+def build(store: SqlStore, name: str | None, *, judge: bool, now: float,
+          config: Config | None = None, settle: float = SETTLE) -> Report:
+    """The figures of campaign ``name`` (None: all mail).
 
-
-def build(store: SqlStore, name: str | None, *, judge: Judge | None, now: float,
-          settle: float = SETTLE) -> Report:
-    """The figures of campaign ``name`` (None: all mail) as of ``now``; ``judge``: judge
-    what arrived first (None: read the rollups as they are)."""
+    ``judge``: first judge what arrived, with the rules of ``config`` (own networks and
+    user agents, IP labels), so the figures are as of ``now``; False: read the rollups
+    as the running judge keeps them (they trail the hits by a pass)."""
     cid = campaign_id(store, name)
-    if judge is not None:
-        catch_up(store, judge, now, settle=settle)
+    if judge:
+        if config is None:
+            raise TypeError("build(judge=True) needs the config the judge's rules come from")
+        catch_up(store, Judge.from_config(config), now, settle=settle)
     return Report(name, queries.counts(store, cid), engagement.engagement(store, cid),
                   delivery_counts(store, cid))
 

@@ -13,7 +13,7 @@ from mailbeacon.core.events import HIT_KINDS
 from mailbeacon.core.metrics import Counts, LinkStats
 from mailbeacon.core.verdicts import NO_CLIENT, Client, Hit, Verdict, client_of
 from mailbeacon.store import rollups, stream
-from mailbeacon.store.schema import campaigns, events, messages, verdicts
+from mailbeacon.store.schema import campaigns, events, messages, rollup_copy, verdicts
 from mailbeacon.store.sql import SqlStore
 from mailbeacon.store.stream import START, Cursor
 
@@ -32,11 +32,15 @@ def campaign_id(store: SqlStore, name: str) -> int:
 
 def counts(store: SqlStore, campaign: int | None = None) -> Counts:
     """Raw figures: copies by the relay's status (an indexed count over the campaign's
-    copies), hits and uniques from the rollups (``store.rollups``), never the events."""
+    copies), hits from the rollups (``store.rollups``), never the events.
+
+    Unique opens and clicks count only copies the relay accepted (``sent``), like the
+    human figures: a pixel fetched for a refused copy stays in ``opens``, but a rate's
+    numerator must be part of its denominator (docs/events.md)."""
     with store.connect() as conn:
         by_status = _copies_by_status(conn, campaign)
         hits = rollups.hit_totals(conn, campaign)
-        uniques = rollups.family(conn, campaign, "copies")
+        opened, clicked = _accepted_uniques(conn, campaign)
         links = rollups.links(conn, campaign)
 
     def raw(kind: str, anonymous: bool | None = None) -> int:
@@ -47,13 +51,29 @@ def counts(store: SqlStore, campaign: int | None = None) -> Counts:
         recipients=sum(by_status.values()), sent=by_status.get("sent", 0),
         bounced=by_status.get("bounced", 0), deferred=by_status.get("deferred", 0),
         queued=by_status.get("queued", 0),
-        opens=raw("open"), unique_opens=uniques.get("opened", 0),
-        clicks=raw("click"), unique_clicks=uniques.get("clicked", 0),
+        opens=raw("open"), unique_opens=opened,
+        clicks=raw("click"), unique_clicks=clicked,
         downloads=raw("download"),
         anonymous_opens=raw("open", True), anonymous_clicks=raw("click", True),
         links=tuple(sorted((LinkStats(link.url, link.clicks, link.unique_copies)
                             for link in links), key=lambda s: (-s.clicks, s.url))),
     )
+
+
+def _accepted_uniques(conn: Any, campaign: int | None) -> tuple[int, int]:
+    """Accepted copies with an open or click ("seen"), and with a click: one pass over the
+    campaign's accepted copies on the (campaign, status) index, a key probe per copy."""
+    def has(family: str) -> Any:
+        flag = sa.exists().where(rollup_copy.c.message == messages.c.id,
+                                 rollup_copy.c.family == family, rollup_copy.c.key == "",
+                                 rollup_copy.c.n > 0)
+        return sa.func.coalesce(sa.func.sum(sa.case((flag, 1), else_=0)), 0)
+
+    q = sa.select(has("seen"), has("click")).where(messages.c.status == "sent")
+    if campaign is not None:
+        q = q.where(messages.c.campaign == campaign)
+    opened, clicked = conn.execute(q).one()
+    return int(opened), int(clicked)
 
 
 def _copies_by_status(conn: Any, campaign: int | None) -> dict[str, int]:
