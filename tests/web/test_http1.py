@@ -4,6 +4,7 @@ it answers when a hit is not kept or our own code fails."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -325,3 +326,55 @@ def test_an_address_this_machine_has_not_is_said_plainly(tmp_path: Path, address
     assert done.returncode == 1, done.stderr
     assert done.stderr.endswith(f"mailbeacon: error: cannot listen on {address}: {reason}\n"), \
         done.stderr
+
+
+def test_a_header_name_with_whitespace_is_refused(server: ServerProcess) -> None:
+    """RFC 9112 5.1: "Content-Length : 3" would otherwise pass as some other header, and
+    its body as the next request."""
+    for name in (b"Content-Length ", b"Content-Length\t", b"X Y"):
+        answer = _exchange(server, b"POST /healthz HTTP/1.1\r\nHost: x\r\n" + name +
+                           b": 3\r\n\r\nabc")
+        assert _statuses(answer) == [b"400"], (name, answer[:80])
+
+
+def test_an_absolute_form_request_is_served_and_kept(inproc: InProcess) -> None:
+    token = tokens.encode(Claims(TokenKind.OPEN, 1, 7), KEYRING)
+    raw = (f"GET http://t.example/o/{token}.gif HTTP/1.1\r\nHost: t.example\r\n\r\n"
+           f"HEAD HTTPS://t.example:8443/o/{token}.gif?x=1 HTTP/1.1\r\nHost: t.example\r\n\r\n"
+           f"GET http://t.example HTTP/1.1\r\nHost: t.example\r\n\r\n").encode()
+    assert _statuses(inproc.exchange(raw)) == [b"200", b"200", b"200"]  # the last: "/"
+    assert [row[3] for row in inproc.kept] == [7, 7]
+
+
+def test_a_refused_request_logs_what_is_known_and_no_more(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "d", f"sqlite:///{tmp_path / 'mb.db'}",
+                       "--log-access", "true") as proc:
+        _exchange(proc, b"GET /" + b"A" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        _wait_for(lambda: " 414 " in proc.output())
+    [line] = [x for x in proc.output().splitlines() if " 414 " in x]
+    assert re.search(r"mailbeacon.access: GET /A{199}\.\.\. 414 \d+ [\d.]+ms 127\.0\.0\.1$",
+                     line), line
+
+
+def _write_buffer(inproc: InProcess) -> int:
+    async def size() -> int:
+        return sum(c.transport.get_write_buffer_size() for c in inproc.server.connections
+                   if c.transport is not None)
+    return asyncio.run_coroutine_threadsafe(size(), inproc.loop).result(10)
+
+
+def test_a_client_that_never_reads_cannot_fill_our_memory(inproc: InProcess) -> None:
+    """Pipelined pixels, answers never read: once the answers it has not read pass the
+    transport's high-water mark, the server reads no more of its requests."""
+    ask = b"GET /o/x.gif HTTP/1.1\r\nHost: x\r\n\r\n" * 1000
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", inproc.port))
+        s.settimeout(0.5)
+        sent, deadline = 0, time.monotonic() + 4
+        with contextlib.suppress(TimeoutError):
+            while time.monotonic() < deadline:
+                sent += s.send(ask)
+        buffered = _write_buffer(inproc)
+    assert sent < 8_000_000, "the server read on though its answers were not read"
+    assert buffered < 1_000_000, f"{buffered} bytes of answers buffered"

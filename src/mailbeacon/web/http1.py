@@ -59,6 +59,7 @@ REFUSE_PIPELINED = 2 * MAX_PIPELINED  # unreachable: 1 KB holds at most 57 reque
 IDLE_SECONDS = 75.0  # a keep-alive connection with nothing asked of it
 REQUEST_SECONDS = 30.0  # to send one whole request (slowloris)
 LINGER_SECONDS = 2.0  # after the last answer, read (and drop) what is still coming
+LOGGED_URL = 200  # characters of a request target in an access log line
 
 Submit = Callable[[tuple[Any, ...], Callable[[BaseException | None], None]], None]
 _REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
@@ -180,6 +181,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = False  # no more requests are read: an answer says "connection: close"
         self.backlog = b""  # read, not parsed yet: too many answers are owed
         self.feeding = False
+        self.held = False  # the client does not read its answers: we do not read its asks
 
     # -- the connection ----------------------------------------------------------------
 
@@ -193,6 +195,22 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = None
         self.server.connections.discard(self)
 
+    def pause_writing(self) -> None:
+        """The transport buffers more answers than its high-water mark: the client
+        does not read them. Read nothing more from it (what it already sent waits in the
+        backlog) until the buffer drains, so its answers cannot fill our memory."""
+        self.held = True
+        if self.transport is not None and self.transport.is_reading() and not self.closing:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.held = False
+        if self.backlog and not self.feeding and len(self.slots) < MAX_PIPELINED:
+            self._resume()
+        elif (self.transport is not None and not self.closing and not self.backlog
+              and not self.transport.is_reading()):
+            self.transport.resume_reading()
+
     def eof_received(self) -> bool:
         """The client is done sending: answer what it asked, then close."""
         self.ended = True
@@ -203,7 +221,7 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return  # after "Connection: close" or a refusal nothing counts (read and dropped)
-        if self.backlog:
+        if self.backlog or self.held:
             self.backlog += data  # (a read already under way when reading was paused)
         elif len(data) <= FEED_BYTES and len(self.slots) < MAX_PIPELINED:
             self._parse(data)  # the usual case: one request, one piece
@@ -218,7 +236,7 @@ class HttpProtocol(asyncio.Protocol):
             for start in range(0, len(data), FEED_BYTES):
                 if self.closing:
                     return
-                if len(self.slots) >= MAX_PIPELINED:
+                if len(self.slots) >= MAX_PIPELINED or self.held:
                     self.backlog = data[start:]
                     if self.transport is not None and self.transport.is_reading():
                         self.transport.pause_reading()
@@ -262,6 +280,8 @@ class HttpProtocol(asyncio.Protocol):
         request.header_bytes += len(name) + len(value)
         if len(request.headers) >= MAX_HEADERS or request.header_bytes > MAX_HEADER_BYTES:
             raise _Refusal(431)
+        if b" " in name or b"\t" in name:  # RFC 9112 5.1 (lenient mode lets it through):
+            raise _Refusal(400)  # "Content-Length : 3" must not pass as another header
         lowered = name.lower()
         if lowered == b"content-length" and value.strip().isdigit() and int(value) > MAX_BODY:
             raise _Refusal(413)  # say so before the body arrives
@@ -295,7 +315,10 @@ class HttpProtocol(asyncio.Protocol):
             self._fill(slot, self._plain(500, slot.close))
 
     def _dispatch(self, request: _Request, slot: _Slot) -> None:
-        raw_path, _, query = request.url.partition(b"?")
+        url = request.url
+        if url[:1] != b"/":  # RFC 9112 3.2.2: absolute-form is accepted too
+            url = _origin_form(url)
+        raw_path, _, query = url.partition(b"?")
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = unquote(path, errors="replace")
@@ -370,7 +393,7 @@ class HttpProtocol(asyncio.Protocol):
             if ready.close or (self.ended and not self.slots and not self.backlog):
                 self._linger()
                 self.slots.clear()
-        if self.backlog and not self.feeding and len(self.slots) < MAX_PIPELINED:
+        if self.backlog and not self.feeding and not self.held and len(self.slots) < MAX_PIPELINED:
             self._resume()
 
     def _resume(self) -> None:
@@ -381,15 +404,28 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.ended and not self.slots:
             self._linger()  # everything asked is answered and the client is done
-        elif not self.closing and not self.transport.is_reading():
+        elif not self.closing and not self.held and not self.transport.is_reading():
             self.transport.resume_reading()
 
     def _refuse(self, status: int) -> None:
         """Answer ``status`` after the answers still owed, then close: nothing more is read."""
         self.closing = True
-        slot = _Slot(True, "-", self.request if self.server.log_access else None)
+        slot = _Slot(True, "-", None)
+        if self.server.log_access:
+            slot.method, slot.request = self._method(), self.request
         self.slots.append(slot)
         self._fill(slot, self._plain(status, close=True))
+
+    def _method(self) -> str:
+        """The method of the request being parsed, "-" when the parser has none yet
+        (its URL has begun only once the method is read; before, the parser still holds
+        the previous request's)."""
+        if not self.request.url:
+            return "-"
+        try:
+            return self.parser.get_method().decode("ascii", "replace")
+        except httptools.HttpParserError:
+            return "-"
 
     def _close_after_answers(self) -> None:
         self.closing = True
@@ -419,9 +455,13 @@ class HttpProtocol(asyncio.Protocol):
         request, data = slot.request, slot.data or b""
         url = request.url if request is not None else b""
         took = (time.monotonic() - request.started) * 1000 if request is not None else 0.0
-        access_log.info("%s %s %s %d %.1fms %s", slot.method,
-                        shorten_tokens(url.decode("latin-1")), data[9:12].decode("latin-1"),
-                        len(data), took, self.peer)
+        if url[:1] != b"/":
+            url = _origin_form(url)  # so the token in it is shortened too
+        target = shorten_tokens(url.decode("latin-1")) or "-"
+        if len(target) > LOGGED_URL:  # (a 414's is kilobytes of whatever the client sent)
+            target = target[:LOGGED_URL] + "..."
+        access_log.info("%s %s %s %d %.1fms %s", slot.method, target,
+                        data[9:12].decode("latin-1"), len(data), took, self.peer)
 
     async def _asgi(self, slot: _Slot, request: _Request, path: str, raw_path: bytes,
                     query: bytes) -> None:
@@ -456,6 +496,19 @@ class HttpProtocol(asyncio.Protocol):
         headers = [(n.lower(), v) for n, v in headers if n.lower() != b"content-length"]
         headers.append((b"content-length", str(len(data)).encode()))
         self._fill(slot, self._answer((status, headers, data), slot))
+
+
+def _origin_form(url: bytes) -> bytes:
+    """``http://host/o/x.gif?q`` -> ``/o/x.gif?q``; anything else (``*``, an authority) as
+    it is (no route takes it)."""
+    scheme, sep, rest = url.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        return url
+    slash = rest.find(b"/")
+    if slash < 0:
+        question = rest.find(b"?")
+        return b"/" if question < 0 else b"/" + rest[question:]
+    return rest[slash:]
 
 
 async def listen(server: Server, *, reuse_port: bool = False) -> asyncio.AbstractServer:
