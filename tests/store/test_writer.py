@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from mailbeacon.store.sql import Appender, SqlStore
-from mailbeacon.store.writer import GroupCommitter, Spool
+from mailbeacon.store.writer import LOST_LOG_SECONDS, GroupCommitter, Spool
 
 
 def _row(n: int) -> tuple[Any, ...]:
@@ -199,11 +201,11 @@ def test_a_torn_line_is_set_aside_once_when_the_replay_waits(store: SqlStore,
     away.down = True
     for _ in range(3):  # the store is still away: the file waits, the torn line is kept once
         with pytest.raises(ConnectionError):
-            spool.replay(away)
+            spool.replay(away)  # type: ignore[arg-type]
     [kept] = (tmp_path / "spool").glob("torn-*.jsonl")
     assert kept.read_bytes() == b'["open", 1.0, 1\n'
     away.down = False
-    assert spool.replay(away) == 1 and _agents(store) == ["hit-1"]
+    assert spool.replay(away) == 1 and _agents(store) == ["hit-1"]  # type: ignore[arg-type]
 
 
 def test_a_failed_append_leaves_no_torn_line(tmp_path: Path, monkeypatch: Any) -> None:
@@ -265,3 +267,31 @@ def test_a_bad_spooled_row_holds_back_none_of_the_good_ones(store: SqlStore,
     assert _agents(store) == ["hit-2", "hit-3"]
     [rejected] = list((tmp_path / "spool").glob("rejected-*.jsonl"))
     assert [json.loads(line)["row"][8] for line in rejected.read_text().splitlines()] == ["hit-1"]
+
+
+def test_a_full_disk_is_logged_once_per_interval_with_counts(store: SqlStore, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture
+                                                             ) -> None:
+    disk = FullDisk(Spool(tmp_path / "spool"))
+    now = [1000.0]
+
+    async def main() -> None:
+        committer = GroupCommitter(store, disk, batch_max=1)  # type: ignore[arg-type]
+        committer.lost_log.clock = lambda: now[0]
+        committer.append = FlakyAppender(committer.append)  # type: ignore[assignment]
+        committer.append.down = True  # type: ignore[attr-defined]
+        await committer.start()
+        for n in range(40):  # one batch each
+            with contextlib.suppress(OSError):
+                await committer.record(_keyed(n))
+        now[0] += LOST_LOG_SECONDS
+        with contextlib.suppress(OSError):
+            await committer.record(_keyed(40))
+        await committer.stop()
+
+    with caplog.at_level(logging.ERROR, logger="mailbeacon.writer"):
+        asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "could not keep" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("could not keep 1 hits in 1 batches")
+    assert lines[1].startswith("could not keep 40 hits in 40 batches")

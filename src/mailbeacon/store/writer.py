@@ -37,6 +37,8 @@ Done = Callable[[BaseException | None], None]
 # would, to show that no hit is answered inside that window. Not a setting.
 SLOW_DISK_SECONDS = float(os.environ.get("MAILBEACON_TEST_SLOW_DISK_MS", "0")) / 1000
 REPLAY_BATCH = 500  # spooled rows per transaction: each well inside the batch time bound
+LOST_LOG_SECONDS = 10.0  # at most one "could not keep" line this often (a full disk
+# refuses every batch: thousands a second)
 
 
 class Spool:
@@ -164,6 +166,27 @@ def _append_synced(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+class LostHitsLog:
+    """The "could not keep" ERROR line, at most once every ``every`` seconds: the first
+    refusal is said at once, the next line counts the batches and hits refused since."""
+
+    def __init__(self, every: float = LOST_LOG_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.every, self.clock = every, clock
+        self.said = -every  # (so the first refusal is said whenever it comes)
+        self.batches = self.hits = 0
+
+    def refused(self, hits: int, exc: BaseException) -> None:
+        self.batches += 1
+        self.hits += hits
+        now = self.clock()
+        if now - self.said < self.every:
+            return
+        log.error("could not keep %d hits in %d batches (store and spool refused) since the "
+                  "last such line: %s", self.hits, self.batches, exc)
+        self.said, self.batches, self.hits = now, 0, 0
+
+
 class GroupCommitter:
     """Collects hits on the event loop; one writer thread commits each batch.
 
@@ -196,6 +219,7 @@ class GroupCommitter:
         self.batches = 0
         self.written = 0
         self.refused = 0  # hits neither the store nor the spool took (answered 503)
+        self.lost_log = LostHitsLog()
 
     @property
     def spooling(self) -> bool:
@@ -242,8 +266,7 @@ class GroupCommitter:
                     await loop.run_in_executor(self._executor, self._write, rows)
                 except Exception as exc:  # neither the store nor the spool took them
                     self.refused += len(rows)
-                    log.error("could not keep %d hits (store and spool refused): %s",
-                              len(rows), exc)
+                    self.lost_log.refused(len(rows), exc)
                     _settle(batch, exc)
                 else:
                     _settle(batch, None)
