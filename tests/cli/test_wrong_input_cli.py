@@ -54,8 +54,8 @@ def test_send_eml_nested_too_deep_is_one_line(depth: int, tmp_path: Path,
     assert smtp_sink.messages == []
 
 
-# Every command that takes an id or a count (``explain`` is cli/judge.py: the judge's owner).
-HUGE_ARGS = [["apikey", "revoke", HUGE], ["inbound", "quarantine", "rematch", HUGE],
+# Every command that takes an id or a count.
+HUGE_ARGS = [["explain", HUGE], ["explain", "0"], ["apikey", "revoke", HUGE], ["inbound", "quarantine", "rematch", HUGE],
              ["inbound", "quarantine", "show", HUGE], ["events", "--limit", HUGE],
              ["events", "--limit", "0"], ["apikey", "revoke", "-1"],
              ["inbound", "quarantine", "show", "x"]]
@@ -75,7 +75,8 @@ def test_an_id_or_count_out_of_range_is_a_usage_error(command: list[str],
 
 NOT_RECORDING = [["apikey", "create", "crm"], ["apikey", "list"], ["apikey", "revoke", "1"],
                  ["suppress", "add", "a@example.org"], ["suppress", "remove", "a@example.org"],
-                 ["inbound", "quarantine", "rematch"], ["rebuild"]]
+                 ["inbound", "quarantine", "rematch"], ["rebuild"], ["judge"], ["judge", "--all"],
+                 ["explain", "1"]]
 
 
 @pytest.mark.parametrize("command", NOT_RECORDING, ids=" ".join)

@@ -7,13 +7,12 @@ import json
 import time
 from typing import Any
 
-from mailbeacon.cli.common import existing_store, store_for
+from mailbeacon.cli.common import existing_store, whole_number
 from mailbeacon.cli.table import printable, render
 from mailbeacon.clock import SystemClock, iso
 from mailbeacon.config import Config
-from mailbeacon.errors import MailbeaconError
 from mailbeacon.judging import JUDGE_EVERY, Judge, catch_up, rejudge_all
-from mailbeacon.store import engagement
+from mailbeacon.services import events
 
 
 def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -29,13 +28,13 @@ def add_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
     e = sub.add_parser(
         "explain", parents=[parent], help="one hit, its verdict and the reasons",
         description="Show a hit as recorded and every verdict it has had, oldest first.")
-    e.add_argument("event", type=int, help="the event id (see `mailbeacon events`)")
+    e.add_argument("event", type=whole_number, help="the event id (see `mailbeacon events`)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=run_explain)
 
 
 def run_judge(args: argparse.Namespace, config: Config) -> int:
-    store, judge, now = store_for(config), Judge.from_config(config), SystemClock().now()
+    store, judge, now = existing_store(config), Judge.from_config(config), SystemClock().now()
     if args.all:
         print(f"{rejudge_all(store, judge, now)} verdicts changed")
     elif args.follow:
@@ -48,12 +47,10 @@ def run_judge(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_explain(args: argparse.Namespace, config: Config) -> int:
-    hit, verdicts = engagement.history(existing_store(config), args.event)
-    if hit is None:
-        raise MailbeaconError(f"no event {args.event}")
+    found = events.explain(existing_store(config), args.event)
+    hit, verdicts = found.hit, found.verdicts
     if args.json:
-        print(json.dumps({"event": hit, "verdicts": [
-            {**v, "reasons": json.loads(v["reasons"])} for v in verdicts]}, indent=2))
+        print(json.dumps({"event": hit, "verdicts": verdicts}, indent=2))
         return 0
     print(printable(f"event {hit['id']}: {hit['kind']} at {iso(hit['at'])} {hit['method']} "
                     f"from {hit['ip'] or '?'}"))
@@ -63,6 +60,6 @@ def run_explain(args: argparse.Namespace, config: Config) -> int:
         return 0
     print(render(["judged at", "verdict", "confidence", "current", "reasons"], [
         (iso(v["judged_at"]), v["verdict"], f"{v['confidence']:.2f}",
-         "yes" if v["current"] else "", "; ".join(json.loads(v["reasons"])))
+         "yes" if v["current"] else "", "; ".join(v["reasons"]))
         for v in verdicts]))
     return 0

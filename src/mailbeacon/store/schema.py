@@ -11,6 +11,7 @@ by name in ``migrations``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -154,7 +155,7 @@ def _counter(*key: sa.Column) -> tuple[sa.Column, ...]:
     return (*key, sa.Column("n", sa.BigInteger, nullable=False))
 
 
-def _key(name: str, type_: sa.types.TypeEngine[object]) -> sa.Column:
+def _key(name: str, type_: Any) -> sa.Column:  # a TypeEngine or its class
     return sa.Column(name, type_, primary_key=True, autoincrement=False)
 
 
