@@ -366,7 +366,7 @@ def _write_buffer(inproc: InProcess) -> int:
 def test_a_client_that_never_reads_cannot_fill_our_memory(inproc: InProcess) -> None:
     """Pipelined pixels, answers never read: once the answers it has not read pass the
     transport's high-water mark, the server reads no more of its requests."""
-    ask = b"GET /o/x.gif HTTP/1.1\r\nHost: x\r\n\r\n" * 1000
+    one = b"GET /o/x.gif HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect(("127.0.0.1", inproc.port))
@@ -374,7 +374,29 @@ def test_a_client_that_never_reads_cannot_fill_our_memory(inproc: InProcess) -> 
         sent, deadline = 0, time.monotonic() + 4
         with contextlib.suppress(TimeoutError):
             while time.monotonic() < deadline:
-                sent += s.send(ask)
+                sent += s.send(one * 1000)
         buffered = _write_buffer(inproc)
-    assert sent < 8_000_000, "the server read on though its answers were not read"
-    assert buffered < 1_000_000, f"{buffered} bytes of answers buffered"
+        assert sent < 8_000_000, "the server read on though its answers were not read"
+        assert buffered < 1_000_000, f"{buffered} bytes of answers buffered"
+        # Then the client reads, and is done asking: every whole request it sent (those
+        # held back unread too) is answered before the server closes.
+        reader = ThreadWithResult(lambda: b"".join(iter(lambda: s.recv(1 << 20), b"")))
+        s.settimeout(30)
+        s.sendall(one[sent % len(one):] if sent % len(one) else b"")  # the last one whole
+        s.shutdown(socket.SHUT_WR)
+        answer = reader.result()
+    assert answer.count(b"HTTP/1.1 200 ") == -(-sent // len(one))
+
+
+class ThreadWithResult(threading.Thread):
+    def __init__(self, work: Callable[[], bytes]) -> None:
+        super().__init__(daemon=True)
+        self.work, self.value = work, b""
+        self.start()
+
+    def run(self) -> None:
+        self.value = self.work()
+
+    def result(self) -> bytes:
+        self.join(30)
+        return self.value

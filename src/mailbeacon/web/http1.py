@@ -214,7 +214,7 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The client is done sending: answer what it asked, then close."""
         self.ended = True
-        if not self.slots and self.transport is not None:
+        if not self.slots and not self.backlog and self.transport is not None:
             self.transport.close()
         return True  # keep the transport open for the answers still to come
 
