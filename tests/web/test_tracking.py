@@ -17,8 +17,8 @@ from mailbeacon import judging, keys
 from mailbeacon.clock import FixedClock
 from mailbeacon.core import tokens
 from mailbeacon.core.tokens import Claims, Keyring, TokenKind, TrackLevel
-from mailbeacon.store import queries, stream
-from mailbeacon.store.sql import open_store
+from mailbeacon.store import queries, schema, stream
+from mailbeacon.store.sql import NewMessage, open_store
 from mailbeacon.web.tracking import PIXEL, TrackingApp
 from serverproc import ServerProcess
 
@@ -84,7 +84,14 @@ def test_click_redirects_only_to_the_signed_url(server: ServerProcess) -> None:
 
 
 def test_replayed_tokens_count_in_totals_not_uniques(server: ServerProcess) -> None:
-    open_token = _token(server, Claims(TokenKind.OPEN, 1, 7))
+    store = open_store(server.db_url, create=False)
+    campaign = store.campaign("spring", 1.0)
+    [copy] = store.add_messages([NewMessage(campaign, "me@example.com", "ann@example.org",
+                                            "Hi", "identified")], 1.0)
+    with store.engine.begin() as conn:  # accepted by the relay: uniques count such copies
+        conn.execute(schema.messages.update().values(status="sent", sent_at=1.0))
+    store.close()
+    open_token = _token(server, Claims(TokenKind.OPEN, campaign, copy))
     for _ in range(5):
         httpx.get(f"{server.url}/o/{open_token}.gif")
     store = open_store(server.db_url, create=False)
